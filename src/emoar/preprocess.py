@@ -1,0 +1,57 @@
+"""The one preprocessing function shared by training and inference.
+
+Training (``emoar.train``) and the runtime classifier (``emoar.classify``) both call
+:func:`preprocess`, with the mean/std that the model file carries, so the two cannot drift.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = ["preprocess", "to_gray"]
+
+
+def to_gray(image: npt.NDArray[np.generic]) -> npt.NDArray[np.uint8]:
+    """Convert an image of any common layout to 8-bit grayscale.
+
+    Accepts HxW, HxWx1, HxWx3 (BGR) and HxWx4 (BGRA) arrays of dtype uint8, uint16 or float
+    (floats are assumed in [0, 1]). Uses the ITU-R BT.601 luma weights, as OpenCV does.
+    """
+    img = np.asarray(image)
+    if img.dtype == np.uint16:
+        img = (img >> 8).astype(np.uint8)
+    elif img.dtype.kind == "f":
+        img = np.clip(img * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    elif img.dtype != np.uint8:
+        img = np.clip(img, 0, 255).astype(np.uint8)
+    if img.ndim == 2:
+        return img
+    if img.ndim == 3 and img.shape[2] == 1:
+        return np.ascontiguousarray(img[:, :, 0])
+    if img.ndim == 3 and img.shape[2] in (3, 4):
+        b = img[:, :, 0].astype(np.float32)
+        g = img[:, :, 1].astype(np.float32)
+        r = img[:, :, 2].astype(np.float32)
+        return np.clip(0.114 * b + 0.587 * g + 0.299 * r + 0.5, 0, 255).astype(np.uint8)
+    raise ValueError(f"Unsupported image shape {img.shape}; expected HxW, HxWx1, HxWx3 or HxWx4")
+
+
+def preprocess(crops: npt.NDArray[np.uint8], mean: float, std: float) -> npt.NDArray[np.float32]:
+    """Turn grayscale uint8 face crops into the classifier's float input.
+
+    Args:
+        crops: ``(N, H, W)`` uint8 grayscale crops already at the model's input size.
+        mean: pixel mean in [0, 1] units (from the model file).
+        std: pixel standard deviation in [0, 1] units (from the model file).
+
+    Returns:
+        ``(N, 1, H, W)`` float32 array, ``(x / 255 - mean) / std``.
+    """
+    x = np.asarray(crops)
+    if x.ndim == 2:
+        x = x[None]
+    if x.ndim != 3:
+        raise ValueError(f"crops must be (N, H, W) grayscale, got shape {x.shape}")
+    out = (x.astype(np.float32) * (1.0 / 255.0) - np.float32(mean)) / np.float32(std)
+    return out[:, None, :, :]

@@ -1,0 +1,1 @@
+"""Training, evaluation and export (the only subpackage that imports torch)."""

@@ -1,0 +1,410 @@
+"""The training loop: AdamW/SGD, OneCycle/cosine/step/plateau, label smoothing, EMA,
+class balancing, FER+ soft labels, distillation, per-epoch checkpoints and ``--resume``.
+
+On CPUs with bf16 support the forward/backward run under ``torch.autocast(bfloat16)`` in
+channels-last layout (measured here: 4-5x faster than fp32 on 2 cores); weights stay fp32.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import math
+import os
+import random
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from emoar.train.augment import AugmentConfig, augment_batch, mix_batch
+from emoar.train.data import FaceDataset, load_dataset
+from emoar.train.nets import FerNet, create_model
+
+__all__ = ["TrainConfig", "train", "load_checkpoint", "predict_logits", "resolve_device"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that defines a run; stored in every checkpoint (``--resume`` reuses it)."""
+
+    data: str
+    out: str = "runs/train"
+    arch: str = "resnet_fer"
+    epochs: int = 30
+    batch_size: int = 128
+    optimizer: str = "adamw"  # adamw | sgd
+    lr: float = 3e-3
+    weight_decay: float = 5e-4
+    schedule: str = "onecycle"  # onecycle | cosine | step | plateau
+    label_smoothing: float = 0.1
+    balance: str = "none"  # none | weighted | sampler | merge6
+    soft_labels: float = 0.0  # weight of FER+ vote distributions in the target (0..1)
+    ema_decay: float = 0.999
+    patience: int = 0  # early stopping on PublicTest (0 = off)
+    seed: int = 0
+    device: str = "auto"
+    bf16: bool = True
+    threads: int = 0  # CPU threads (0 = all cores); 1 is steadier when the CPU is shared
+    limit: int = 0  # use only the first N training images (smoke tests / CI)
+    teacher: str = ""  # checkpoint of a stronger model for knowledge distillation
+    kd_alpha: float = 0.5
+    kd_temperature: float = 4.0
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @staticmethod
+    def from_dict(d: dict[str, Any]) -> TrainConfig:
+        d = dict(d)
+        d["augment"] = AugmentConfig(**d.get("augment", {}))
+        return TrainConfig(**d)
+
+
+def resolve_device(name: str, threads: int = 0) -> torch.device:
+    """``auto`` -> CUDA when present, else CPU with ``threads`` threads (0 = all cores)."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda requested but no CUDA device is available; use auto or cpu")
+    if name not in ("cpu", "cuda"):
+        raise ValueError(f"Unknown device {name!r}; choose auto, cpu or cuda")
+    if name == "cpu":
+        torch.set_num_threads(threads or os.cpu_count() or 1)
+    return torch.device(name)
+
+
+def _seed_all(seed: int) -> torch.Generator:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def _pixel_stats(images: np.ndarray) -> tuple[float, float]:
+    x = images.astype(np.float32) / 255.0
+    return float(x.mean()), float(x.std())
+
+
+def _merge6(ds: FaceDataset) -> FaceDataset:
+    """Merge disgust into angry (the seeds' 6-class option)."""
+    names = tuple(n for n in ds.label_names if n != "disgust")
+    remap = np.array([names.index("angry" if n == "disgust" else n) for n in ds.label_names])
+    soft = None
+    if ds.soft is not None:
+        soft = np.zeros((len(ds), len(names)), dtype=np.float32)
+        for i, j in enumerate(remap):
+            soft[:, j] += ds.soft[:, i]
+    return FaceDataset(ds.images, remap[ds.labels], names, soft, ds.nf, ds.source + ":merge6")
+
+
+def _targets(ds: FaceDataset, idx: np.ndarray, cfg: TrainConfig) -> torch.Tensor:
+    c = len(ds.label_names)
+    y = np.eye(c, dtype=np.float32)[ds.labels[idx]]
+    if cfg.soft_labels > 0 and ds.soft is not None:
+        s = ds.soft[idx]
+        ok = s.sum(1, keepdims=True) > 0.5
+        y = np.where(ok, (1 - cfg.soft_labels) * y + cfg.soft_labels * s, y)
+    if cfg.label_smoothing > 0:
+        y = y * (1 - cfg.label_smoothing) + cfg.label_smoothing / c
+    return torch.from_numpy(y)
+
+
+def _to_input(images_u8: np.ndarray, mean: float, std: float) -> torch.Tensor:
+    return (torch.from_numpy(images_u8).float().div_(255.0).unsqueeze(1) - mean) / std
+
+
+@torch.no_grad()
+def predict_logits(
+    model: FerNet, images: np.ndarray, mean: float, std: float, *, tta: bool = False,
+    batch_size: int = 512, device: torch.device | None = None, features: bool = False,
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    """Logits (N, C) for uint8 (N, H, W) images; ``tta`` averages with the mirror image.
+
+    With ``features=True`` also returns the penultimate features (N, D).
+    """
+    model.eval()
+    dev = device or next(model.parameters()).device
+    outs, feats = [], []
+    for i in range(0, len(images), batch_size):
+        x = _to_input(images[i : i + batch_size], mean, std).to(dev)
+        f = model.forward_features(x)
+        logits = model.head(f)
+        if tta:
+            f2 = model.forward_features(x.flip(3))
+            logits = (logits + model.head(f2)) / 2
+            f = (f + f2) / 2
+        outs.append(logits.float().cpu().numpy())
+        feats.append(f.float().cpu().numpy())
+    lg = np.concatenate(outs) if outs else np.zeros((0, 0), np.float32)
+    if features:
+        return lg, np.concatenate(feats)
+    return lg
+
+
+def load_checkpoint(path: str | os.PathLike[str], *, ema: bool = True) -> tuple[FerNet, dict[str, Any]]:
+    """Load a checkpoint written by :func:`train`; returns the model (EMA weights by
+    default) and the checkpoint's metadata dict.
+
+    Raises:
+        ValueError: the file is not an emoar checkpoint.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise ValueError(f"Checkpoint not found: {p}")
+    try:
+        ck = torch.load(p, map_location="cpu", weights_only=False)
+    except Exception as e:  # noqa: BLE001 - torch raises many types for bad files
+        raise ValueError(f"{p}: not a readable PyTorch checkpoint ({e})") from e
+    if not isinstance(ck, dict) or "meta" not in ck or "model" not in ck:
+        raise ValueError(f"{p}: not an emoar checkpoint (missing 'meta'/'model')")
+    meta = ck["meta"]
+    model = create_model(meta["arch"], num_classes=len(meta["labels"]))
+    state = ck.get("ema") if ema and ck.get("ema") is not None else ck["model"]
+    model.load_state_dict(state)
+    model.eval()
+    return model, meta
+
+
+class _Ema:
+    def __init__(self, model: FerNet, decay: float) -> None:
+        self.decay = decay
+        self.module = copy.deepcopy(model).eval()
+        for p in self.module.parameters():
+            p.requires_grad_(False)
+        self.updates = 0
+
+    @torch.no_grad()
+    def update(self, model: FerNet) -> None:
+        self.updates += 1
+        d = min(self.decay, (1 + self.updates) / (10 + self.updates))  # warm-up as in timm
+        msd = model.state_dict()
+        for k, v in self.module.state_dict().items():
+            if v.dtype.is_floating_point:
+                v.mul_(d).add_(msd[k].detach(), alpha=1 - d)
+            else:
+                v.copy_(msd[k])
+
+
+def _accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
+    return float((logits.argmax(1) == labels).mean()) if len(labels) else float("nan")
+
+
+def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True, max_minutes: float = 0.0) -> Path:
+    """Train a model; writes ``last.pt`` every epoch and ``best.pt`` on PublicTest gains.
+
+    Args:
+        cfg: the run's configuration (ignored on ``resume`` except ``out``: the run continues
+            with the configuration stored in its checkpoint).
+        resume: continue from ``out/last.pt``.
+        progress: show a progress bar with live loss/accuracy.
+        max_minutes: stop cleanly after the epoch during which this wall time is exceeded
+            (0 = no limit); continue later with ``resume``.
+
+    Returns:
+        Path of the best checkpoint.
+    """
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    last = out / "last.pt"
+    state: dict[str, Any] | None = None
+    if resume:
+        if not last.is_file():
+            raise ValueError(f"--resume: no checkpoint at {last}")
+        state = torch.load(last, map_location="cpu", weights_only=False)
+        cfg = replace(TrainConfig.from_dict(state["config"]), out=cfg.out)
+        logger.info("Resuming %s from epoch %d", last, state["epoch"] + 1)
+    started = time.time()
+    device = resolve_device(cfg.device, cfg.threads)
+    gen = _seed_all(cfg.seed)
+
+    splits = load_dataset(cfg.data)
+    if "Training" not in splits:
+        raise ValueError(f"{cfg.data}: no training split found (need Usage=Training rows or train/)")
+    tr = splits["Training"]
+    va = splits.get("PublicTest")
+    if cfg.balance == "merge6":
+        tr = _merge6(tr)
+        va = _merge6(va) if va is not None else None
+    if cfg.limit:
+        tr = tr.subset(np.arange(min(cfg.limit, len(tr))))
+        if va is not None:
+            va = va.subset(np.arange(min(max(cfg.limit // 4, 64), len(va))))
+    labels = tr.label_names
+    mean, std = _pixel_stats(tr.images)
+    model = create_model(cfg.arch, num_classes=len(labels)).to(device)
+    use_bf16 = cfg.bf16 and device.type == "cpu" and torch.backends.mkldnn.is_available()
+    mem = torch.channels_last
+    model = model.to(memory_format=mem)
+    ema = _Ema(model, cfg.ema_decay) if cfg.ema_decay > 0 else None
+
+    teacher = None
+    if cfg.teacher:
+        teacher, tmeta = load_checkpoint(cfg.teacher)
+        if tuple(tmeta["labels"]) != tuple(labels):
+            raise ValueError(f"Teacher labels {tmeta['labels']} differ from {labels}")
+        teacher = teacher.to(device).to(memory_format=mem).eval()
+
+    counts = tr.class_counts().astype(np.float64)
+    class_w = None
+    if cfg.balance == "weighted":
+        w = counts.sum() / np.maximum(counts, 1) / len(counts)
+        class_w = torch.tensor(np.sqrt(w) / np.sqrt(w).mean(), dtype=torch.float32)
+    sample_p = None
+    if cfg.balance == "sampler":
+        w = 1.0 / np.sqrt(np.maximum(counts, 1))
+        sample_p = w[tr.labels]
+        sample_p /= sample_p.sum()
+
+    steps_per_epoch = max(1, len(tr) // cfg.batch_size)
+    if cfg.optimizer == "adamw":
+        opt: torch.optim.Optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    elif cfg.optimizer == "sgd":
+        opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=0.9, nesterov=True, weight_decay=cfg.weight_decay)
+    else:
+        raise ValueError(f"Unknown optimizer {cfg.optimizer!r}; choose adamw or sgd")
+    total = steps_per_epoch * cfg.epochs
+    sched: Any
+    if cfg.schedule == "onecycle":
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=total, pct_start=0.15)
+    elif cfg.schedule == "cosine":
+        sched = torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda s: min(1.0, (s + 1) / steps_per_epoch) * 0.5 * (1 + math.cos(math.pi * s / total))
+        )
+    elif cfg.schedule == "step":
+        sched = torch.optim.lr_scheduler.StepLR(opt, step_size=max(1, cfg.epochs // 3) * steps_per_epoch, gamma=0.1)
+    elif cfg.schedule == "plateau":
+        sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="max", factor=0.5, patience=2)
+    else:
+        raise ValueError(f"Unknown schedule {cfg.schedule!r}; choose onecycle, cosine, step or plateau")
+
+    start_epoch, best_acc, history, stale = 0, -1.0, [], 0
+    if state is not None:
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        if ema is not None and state.get("ema") is not None:
+            ema.module.load_state_dict(state["ema"])
+            ema.updates = state.get("ema_updates", 0)
+        gen.set_state(state["rng"])
+        start_epoch, best_acc, history, stale = state["epoch"] + 1, state["best_acc"], state["history"], state.get("stale", 0)
+
+    meta = {
+        "arch": cfg.arch,
+        "labels": list(labels),
+        "input_size": [int(tr.images.shape[1]), int(tr.images.shape[2])],
+        "mean": mean,
+        "std": std,
+        "train_source": tr.source,
+        "train_n": len(tr),
+    }
+    try:
+        from tqdm import tqdm
+    except ImportError:  # pragma: no cover
+        progress = False
+
+    for epoch in range(start_epoch, cfg.epochs):
+        model.train()
+        t0 = time.time()
+        if sample_p is not None:
+            order = np.random.default_rng(cfg.seed + epoch).choice(len(tr), size=len(tr), p=sample_p)
+        else:
+            order = np.random.default_rng(cfg.seed + epoch).permutation(len(tr))
+        batches = [order[i * cfg.batch_size : (i + 1) * cfg.batch_size] for i in range(steps_per_epoch)]
+        it = tqdm(batches, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False, disable=not progress) if progress else batches
+        run_loss, run_acc, seen = 0.0, 0.0, 0
+        for idx in it:
+            x = torch.from_numpy(tr.images[idx]).float().div_(255.0).unsqueeze(1)
+            x = augment_batch(x, cfg.augment, gen)
+            y = _targets(tr, idx, cfg)
+            x, y = mix_batch(x, y, cfg.augment, gen)
+            x = ((x - mean) / std).to(device).contiguous(memory_format=mem)
+            y = y.to(device)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16 or device.type == "cuda"):
+                logits = model(x)
+                tlog = teacher(x) if teacher is not None else None
+            logits = logits.float()
+            logp = F.log_softmax(logits, 1)
+            per = -(y * logp)
+            if class_w is not None:
+                per = per * class_w.to(device)
+            loss = per.sum(1).mean()
+            if tlog is not None:
+                t = cfg.kd_temperature
+                kd = F.kl_div(F.log_softmax(logits / t, 1), F.softmax(tlog.float() / t, 1), reduction="batchmean") * t * t
+                loss = (1 - cfg.kd_alpha) * loss + cfg.kd_alpha * kd
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+            opt.step()
+            if cfg.schedule not in ("plateau",):
+                sched.step()
+            if ema is not None:
+                ema.update(model)
+            bs = len(idx)
+            run_loss += float(loss.detach()) * bs
+            run_acc += float((logits.argmax(1) == y.argmax(1)).float().sum())
+            seen += bs
+            if progress:
+                it.set_postfix(loss=f"{run_loss / seen:.3f}", acc=f"{run_acc / seen:.3f}")  # type: ignore[union-attr]
+        eval_model = ema.module if ema is not None else model
+        val_acc = float("nan")
+        if va is not None and len(va):
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
+                lg = predict_logits(eval_model, va.images, mean, std, tta=True, device=device)
+            val_acc = _accuracy(np.asarray(lg), va.labels)
+        if cfg.schedule == "plateau":
+            sched.step(val_acc if not math.isnan(val_acc) else -run_loss)
+        rec = {
+            "epoch": epoch + 1,
+            "train_loss": run_loss / max(seen, 1),
+            "train_acc": run_acc / max(seen, 1),
+            "val_acc": val_acc,
+            "lr": opt.param_groups[0]["lr"],
+            "seconds": time.time() - t0,
+        }
+        history.append(rec)
+        improved = not math.isnan(val_acc) and val_acc > best_acc
+        if improved or math.isnan(val_acc):
+            best_acc = val_acc if improved else best_acc
+            stale = 0
+        else:
+            stale += 1
+        logger.info("epoch %d/%d loss %.4f train_acc %.4f val_acc %.4f (%.0fs)", epoch + 1, cfg.epochs,
+                    rec["train_loss"], rec["train_acc"], val_acc, rec["seconds"])
+        ck = {
+            "meta": {**meta, "val_acc": val_acc, "epoch": epoch + 1},
+            "model": model.state_dict(),
+            "ema": ema.module.state_dict() if ema is not None else None,
+            "ema_updates": ema.updates if ema is not None else 0,
+            "optimizer": opt.state_dict(),
+            "scheduler": sched.state_dict(),
+            "rng": gen.get_state(),
+            "epoch": epoch,
+            "best_acc": best_acc,
+            "stale": stale,
+            "history": history,
+            "config": cfg.to_dict(),
+        }
+        tmp = out / "last.pt.tmp"
+        torch.save(ck, tmp)
+        tmp.replace(last)
+        if improved or math.isnan(val_acc):
+            torch.save({"meta": ck["meta"], "model": ck["model"], "ema": ck["ema"], "history": history,
+                        "config": ck["config"]}, out / "best.pt")
+        (out / "history.json").write_text(json.dumps(history, indent=1))
+        if cfg.patience and stale >= cfg.patience:
+            logger.info("Early stopping: no PublicTest gain for %d epochs", stale)
+            break
+        if max_minutes and epoch + 1 < cfg.epochs and time.time() - started > max_minutes * 60:
+            logger.warning("Time budget of %.1f min reached after epoch %d; continue with --resume", max_minutes, epoch + 1)
+            break
+    return out / "best.pt"

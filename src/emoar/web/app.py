@@ -1,0 +1,139 @@
+"""The FastAPI application factory.
+
+>>> from emoar.web.app import create_app                       # doctest: +SKIP
+>>> from emoar.web.settings import Settings
+>>> app = create_app(Settings(model="default"))                 # nothing loads yet
+>>> # uvicorn.run(app, host="127.0.0.1", port=8000)             # models load in lifespan
+
+Creating the app loads nothing; the models are loaded once when the server starts (the
+``lifespan``), kept on ``app.state.engine`` and handed to routes through
+:func:`emoar.web.deps.get_engine`.
+"""
+
+from __future__ import annotations
+
+import logging
+import mimetypes
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from emoar import __version__
+from emoar.web.engine import Engine
+from emoar.web.errors import install_error_handlers
+from emoar.web.ratelimit import TokenBucketLimiter
+from emoar.web.routes import api, pages, stream
+from emoar.web.settings import Settings
+
+__all__ = ["create_app"]
+
+logger = logging.getLogger(__name__)
+
+_DESCRIPTION = """Facial expression recognition with AR overlays, offline.
+
+* `POST /v1/analyze` — one image (multipart field `file`) -> faces, expressions, probabilities.
+* `POST /v1/analyze/video` — a short clip -> per-frame results (JSON) or per-face rows (`?format=csv`).
+* `WS /v1/stream` — live mode: binary JPEG frames in, JSON results out (track ids per connection).
+
+Every error is JSON: `{"error": code, "message": text, "status": int}`.
+"""
+
+
+class _HeadersMiddleware:
+    """Adds ``X-Content-Type-Options`` everywhere, and COOP/COEP when cross-origin isolation is on."""
+
+    def __init__(self, app: ASGIApp, *, isolate: bool) -> None:
+        self.app = app
+        extra = [(b"x-content-type-options", b"nosniff")]
+        if isolate:
+            extra += [
+                (b"cross-origin-opener-policy", b"same-origin"),
+                (b"cross-origin-embedder-policy", b"require-corp"),
+            ]
+        self.extra = extra
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = list(message.get("headers", [])) + self.extra
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def create_app(settings: Settings | None = None, *, engine: Engine | None = None) -> FastAPI:
+    """Build the app (cheap: no model is loaded here).
+
+    Args:
+        settings: server settings; ``Settings.from_env()`` when None.
+        engine: an already loaded :class:`Engine` to serve instead of loading one in the
+            lifespan (tests share one across apps; the caller then closes it).
+
+    Returns:
+        The FastAPI application; run it with uvicorn (``emoar serve``).
+    """
+    settings = settings or Settings.from_env()
+    # Module scripts and wasm must be served with these types; some systems' mime.types lack them.
+    mimetypes.add_type("text/javascript", ".mjs")
+    mimetypes.add_type("application/wasm", ".wasm")
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        owned = engine is None
+        app.state.engine = engine if engine is not None else await run_in_threadpool(Engine.load, settings)
+        try:
+            yield
+        finally:
+            if owned:
+                app.state.engine.close()
+            app.state.engine = None
+
+    app = FastAPI(
+        title="emoar",
+        version=__version__,
+        description=_DESCRIPTION,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    app.state.engine = None
+    app.state.limiter = TokenBucketLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst)
+    install_error_handlers(app)
+    app.include_router(api.router)
+    app.include_router(stream.router)
+    app.include_router(pages.router)
+    app.mount("/static", StaticFiles(packages=[("emoar.web", "static")]), name="static")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        # Swagger UI from the vendored npm package (FastAPI's default loads it from a CDN).
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title="emoar API",
+            swagger_js_url="/static/vendor/swagger-ui/swagger-ui-bundle.js",
+            swagger_css_url="/static/vendor/swagger-ui/swagger-ui.css",
+            swagger_favicon_url="/assets/emoji/happy.png",
+        )
+
+    if settings.cors_origins:
+        from fastapi.middleware.cors import CORSMiddleware
+
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.cors_origins),
+            allow_methods=["GET", "POST"],
+            allow_headers=["*"],
+        )
+    app.add_middleware(_HeadersMiddleware, isolate=settings.cross_origin_isolation)
+    return app

@@ -1,0 +1,1 @@
+"""Route modules: ``api`` (REST), ``stream`` (websocket), ``pages`` (HTML and overlay assets)."""

@@ -1,0 +1,325 @@
+"""REST routes: health, models, image and clip analysis (DESIGN.md "REST")."""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+from pathlib import PurePath
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import FileResponse, JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from emoar.io import ImageReadError, ImageTooLargeError, decode_image
+from emoar.types import FrameResult
+from emoar.web import schemas
+from emoar.web.deps import get_engine, get_settings, rate_limit
+from emoar.web.engine import ClipTooLongError, Engine, UndecodableVideoError
+from emoar.web.errors import ApiError
+from emoar.web.settings import Settings
+from emoar.web.uploads import (
+    IMAGE_FORMATS,
+    VIDEO_FORMATS,
+    Upload,
+    claims_image,
+    parse_multipart,
+    read_body,
+    sniff,
+)
+
+__all__ = ["CSV_COLUMNS", "router", "video_csv"]
+
+logger = logging.getLogger(__name__)
+
+router = APIRouter()
+
+#: Columns of the per-face CSV (``emoar video --csv``), before one ``p_<label>`` per label.
+CSV_COLUMNS = (
+    "frame",
+    "timestamp_ms",
+    "track_id",
+    "x1",
+    "y1",
+    "x2",
+    "y2",
+    "score",
+    "expression",
+    "uncertain",
+)
+
+# Room for the multipart boundaries and part headers on top of the file itself.
+_MULTIPART_SLACK = 16 * 1024
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": schemas.ErrorOut, "description": "undecodable file (corrupt, empty, not what it claims)"},
+    404: {"model": schemas.ErrorOut, "description": "unknown model (the message lists the available ones)"},
+    413: {"model": schemas.ErrorOut, "description": "too large (bytes, pixels, or clip length)"},
+    415: {"model": schemas.ErrorOut, "description": "unsupported type (sniffed from the content)"},
+    422: {"model": schemas.ErrorOut, "description": "missing 'file' field or invalid parameter"},
+    429: {"model": schemas.ErrorOut, "description": "rate limited (see Retry-After)"},
+}
+
+
+def _multipart_body(description: str) -> dict[str, Any]:
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["file"],
+                        "properties": {
+                            "file": {"type": "string", "format": "binary", "description": description}
+                        },
+                    }
+                }
+            },
+        }
+    }
+
+
+def _resolve_model(engine: Engine, name: str | None) -> str:
+    from emoar.models import UnknownModelError
+
+    try:
+        return engine.model(name).name
+    except UnknownModelError as e:
+        raise ApiError(404, "unknown_model", str(e), extra={"available": list(engine.models)}) from e
+
+
+async def _read_file_field(request: Request, limit: int, what: str) -> Upload:
+    body = await read_body(request, limit, what, overhead=_MULTIPART_SLACK)
+    up = (await run_in_threadpool(parse_multipart, body, request.headers.get("content-type"))).get("file")
+    if up is None:
+        raise ApiError(
+            422,
+            "missing_field",
+            f"Form field 'file' is required: send the {what} as multipart/form-data "
+            "in a field named 'file' (curl -F file=@photo.jpg ...)",
+            extra={"detail": [{"loc": ["body", "file"], "msg": "Field required", "type": "missing"}]},
+        )
+    if len(up.data) > limit:
+        raise ApiError(
+            413,
+            "upload_too_large",
+            f"The {what} is {len(up.data)} bytes; the limit is {limit} bytes "
+            f"({limit / 1e6:.1f} MB). Send a smaller file.",
+            extra={"limit_bytes": limit},
+        )
+    if not up.data:
+        raise ApiError(400, "empty_file", f"The uploaded file {up.filename or ''!r} is empty (0 bytes)")
+    return up
+
+
+async def decode_upload_image(up: Upload, settings: Settings) -> npt.NDArray[np.uint8]:
+    """Check the sniffed type of an uploaded image and decode it (in a worker thread).
+
+    Raises:
+        ApiError: 400 undecodable, 413 over ``max_pixels``, 415 not an accepted image type.
+    """
+    name = up.filename or "upload"
+    fmt = sniff(up.data)
+    if fmt not in IMAGE_FORMATS:
+        if fmt is not None or not claims_image(up.filename, up.content_type):
+            found = (
+                f"the content is {fmt}"
+                if fmt
+                else f"the content is not a recognised image ({up.content_type or 'no type'})"
+            )
+            hint = "; send clips to /v1/analyze/video" if fmt in VIDEO_FORMATS else ""
+            raise ApiError(
+                415,
+                "unsupported_media_type",
+                f"Unsupported file type: {found}. Accepted images: {', '.join(IMAGE_FORMATS)}{hint}",
+                extra={"accepted": list(IMAGE_FORMATS)},
+            )
+    try:
+        return await run_in_threadpool(decode_image, up.data, name, max_pixels=settings.max_pixels)
+    except ImageTooLargeError as e:
+        raise ApiError(413, "image_too_large", str(e), extra={"max_pixels": settings.max_pixels}) from e
+    except ImageReadError as e:
+        raise ApiError(400, "undecodable_image", str(e)) from e
+
+
+@router.get("/healthz", response_model=schemas.HealthOut, tags=["meta"])
+async def healthz() -> dict[str, str]:
+    """Liveness: ``{"status": "ok"}``."""
+    return {"status": "ok"}
+
+
+@router.get("/v1/models", response_model=schemas.ModelsOut, tags=["models"])
+async def models(engine: Engine = Depends(get_engine)) -> dict[str, Any]:  # noqa: B008
+    """The models this server runs (default first), with their measured metrics and the
+    preprocessing a browser needs to run them on-device (labels, input size, mean/std, OOD)."""
+    from emoar.align import FER_BOX_48, FER_SIZE, FER_TEMPLATE_48
+
+    return {
+        "default": engine.default_model,
+        "models": [m.to_dict(default=(n == engine.default_model)) for n, m in engine.models.items()],
+        "detector": engine.settings.detector,
+        "alignment": {
+            "size": FER_SIZE,
+            "template_48": FER_TEMPLATE_48.tolist(),
+            "box_48": {k: list(v) for k, v in FER_BOX_48.items()},
+            "landmarks": [
+                "left_eye_image",
+                "right_eye_image",
+                "nose_tip",
+                "mouth_left_image",
+                "mouth_right_image",
+            ],
+            "max_fit_residual": 0.30,
+            "max_scale_ratio": 2.0,
+            "max_supersample": 8,
+        },
+    }
+
+
+@router.get(
+    "/v1/models/{name}/onnx",
+    tags=["models"],
+    response_class=FileResponse,
+    responses={200: {"content": {"application/octet-stream": {}}}, 404: _ERRORS[404]},
+)
+async def model_file(name: str, engine: Engine = Depends(get_engine)) -> FileResponse:  # noqa: B008
+    """The model's .onnx file, for on-device inference in the browser (onnxruntime-web)."""
+    model = engine.model(_resolve_model(engine, name))
+    return FileResponse(
+        model.path,
+        media_type="application/octet-stream",
+        filename=f"{model.name}.onnx",
+        headers={"Cache-Control": "public, max-age=3600"},
+    )
+
+
+@router.post(
+    "/v1/analyze",
+    response_model=schemas.AnalyzeOut,
+    response_model_exclude_none=True,
+    tags=["analyze"],
+    responses=_ERRORS,
+    openapi_extra=_multipart_body("the image (JPEG, PNG, WebP, ...)"),
+    dependencies=[Depends(rate_limit)],
+)
+async def analyze(
+    request: Request,
+    annotate: bool = Query(False, description="add 'annotated_png_base64': the image with the overlays"),
+    model: str | None = Query(None, description="model name from /v1/models (default model if omitted)"),
+    engine: Engine = Depends(get_engine),  # noqa: B008
+    settings: Settings = Depends(get_settings),  # noqa: B008
+) -> JSONResponse:
+    """Faces and expressions in one image: the ``emoar analyze --json`` object."""
+    model_name = _resolve_model(engine, model)
+    up = await _read_file_field(request, settings.max_upload_bytes, "image")
+    frame = await decode_upload_image(up, settings)
+    result, png = await run_in_threadpool(
+        engine.analyze, frame, model=model_name, image=up.filename or None, annotate=annotate
+    )
+    body = result.to_dict()
+    if png is not None:
+        body["annotated_png_base64"] = png
+    return JSONResponse(body)
+
+
+def video_csv(results: list[FrameResult], labels: tuple[str, ...]) -> str:
+    """The per-face CSV of ``emoar video --csv`` (DESIGN.md columns) for analysed frames."""
+    out = io.StringIO()
+    w = csv.writer(out, lineterminator="\n")
+    w.writerow([*CSV_COLUMNS, *(f"p_{n}" for n in labels)])
+    for r in results:
+        for f in r.faces:
+            w.writerow(
+                [
+                    r.frame_index,
+                    round(r.timestamp_ms, 1),
+                    f.track_id,
+                    *(round(v, 1) for v in f.box_xyxy),
+                    round(f.score, 4),
+                    f.expression,
+                    int(f.uncertain),
+                    *(round(f.probs[n], 4) for n in labels),
+                ]
+            )
+    return out.getvalue()
+
+
+@router.post(
+    "/v1/analyze/video",
+    response_model=schemas.VideoOut,
+    tags=["analyze"],
+    responses={**_ERRORS, 200: {"content": {"text/csv": {}}, "description": "JSON (default) or CSV"}},
+    openapi_extra=_multipart_body("a short clip (MP4, MOV, WebM, AVI)"),
+    dependencies=[Depends(rate_limit)],
+)
+async def analyze_video(
+    request: Request,
+    format: Literal["json", "csv"] = Query("json", description="json: per-frame list; csv: one row per face"),  # noqa: A002
+    model: str | None = Query(None, description="model name from /v1/models (default model if omitted)"),
+    stride: int = Query(1, ge=1, le=1000, description="analyse every N-th frame"),
+    engine: Engine = Depends(get_engine),  # noqa: B008
+    settings: Settings = Depends(get_settings),  # noqa: B008
+) -> Response:
+    """Faces and expressions in every frame of a short clip, with track ids and smoothing.
+
+    Clips longer than the server's limits (``max_video_seconds``, ``max_video_frames``) get 413.
+    """
+    model_name = _resolve_model(engine, model)
+    up = await _read_file_field(request, settings.max_video_bytes, "video")
+    fmt = sniff(up.data)
+    if fmt not in VIDEO_FORMATS:
+        found = f"the content is {fmt}" if fmt else "the content is not a recognised video container"
+        hint = "; send still images to /v1/analyze" if fmt in IMAGE_FORMATS else ""
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            f"Unsupported file type: {found}. Accepted clips: {', '.join(VIDEO_FORMATS)}{hint}",
+            extra={"accepted": list(VIDEO_FORMATS)},
+        )
+    try:
+        results, fps = await run_in_threadpool(
+            engine.analyze_video,
+            up.data,
+            model=model_name,
+            stride=stride,
+            max_frames=settings.max_video_frames,
+            max_seconds=settings.max_video_seconds,
+        )
+    except UndecodableVideoError as e:
+        raise ApiError(400, "undecodable_video", f"Cannot read video {up.filename or ''!r}: {e}") from e
+    except ClipTooLongError as e:
+        raise ApiError(
+            413,
+            "clip_too_long",
+            f"Video {up.filename or ''!r}: {e}",
+            extra={"max_seconds": settings.max_video_seconds, "max_frames": settings.max_video_frames},
+        ) from e
+    labels = engine.model(model_name).labels
+    if format == "csv":
+        stem = PurePath(up.filename or "video").stem or "video"
+        return Response(
+            video_csv(results, labels),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="{_safe(stem)}_emoar.csv"'},
+        )
+    frames = [
+        {
+            "frame": r.frame_index,
+            "timestamp_ms": round(r.timestamp_ms, 1),
+            "width": r.width,
+            "height": r.height,
+            "faces": [f.to_dict() for f in r.faces],
+        }
+        for r in results
+    ]
+    return JSONResponse(
+        {"video": up.filename or None, "model": model_name, "fps": round(fps, 3), "frames": frames}
+    )
+
+
+def _safe(stem: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in stem)[:80]

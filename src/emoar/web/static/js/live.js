@@ -1,0 +1,236 @@
+// The live page: camera -> engine (on-device or server) -> overlays on a canvas over the video.
+//
+// State for humans is on the page; state for tests is on window.__emoar and on <body> data
+// attributes (data-ready, data-mode, data-faces).
+
+import { drawOverlay, loadOverlayAssets } from "./overlay.js";
+import { OnDeviceEngine, onDeviceSupported } from "./ondevice.js";
+import { ServerEngine } from "./server.js";
+
+const $ = (id) => document.getElementById(id);
+const ui = {
+  mode: $("mode"), model: $("model"), style: $("style"), detector: $("detector"), bars: $("bars"),
+  quote: $("quote"), mirror: $("mirror"), start: $("start"), video: $("video"), canvas: $("overlay"),
+  fps: $("fps"), latency: $("latency"), nfaces: $("nfaces"), status: $("status"), backend: $("backend"),
+  list: $("face-list"), placeholder: $("placeholder"),
+};
+
+const state = {
+  ready: false, mode: null, model: null, detector: null, frames: 0, fps: 0, latencyMs: 0,
+  faces: [], drawnFaces: 0, errors: [], status: "starting", cameraOn: false, onDeviceAvailable: false,
+};
+window.__emoar = state;
+
+let assets = null;
+let catalog = null;          // GET /v1/models
+let engine = null;           // OnDeviceEngine | ServerEngine
+let switching = Promise.resolve();
+let busy = false;
+let latest = null;           // last result {width, height, faces}
+let t0 = performance.now();
+let lastFrameAt = 0;
+
+function setStatus(text, isError = false) {
+  state.status = text;
+  ui.status.textContent = text;
+  ui.status.classList.toggle("error", isError);
+  if (isError) state.errors.push(text);
+}
+
+function sleep(ms) { return new Promise((r) => setTimeout(r, ms)); }
+
+function modelInfo(name) { return catalog.models.find((m) => m.name === name) || catalog.models[0]; }
+
+async function startCamera() {
+  if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
+    throw new Error("This browser has no camera API (getUserMedia); open the page over http://localhost or https");
+  }
+  const stream = await navigator.mediaDevices.getUserMedia({ video: { width: { ideal: 640 }, height: { ideal: 480 } }, audio: false });
+  ui.video.srcObject = stream;
+  await ui.video.play();
+  ui.placeholder.hidden = true;
+  state.cameraOn = true;
+  ui.start.textContent = "Stop camera";
+}
+
+function stopCamera() {
+  const s = ui.video.srcObject;
+  if (s) s.getTracks().forEach((t) => t.stop());
+  ui.video.srcObject = null;
+  state.cameraOn = false;
+  ui.placeholder.hidden = false;
+  ui.placeholder.textContent = "Camera stopped.";
+  ui.start.textContent = "Start camera";
+  latest = null;
+}
+
+/** Switch mode/model/detector; serialised so two switches never overlap. */
+function configure() {
+  switching = switching.then(async () => {
+    const mode = ui.mode.value, model = modelInfo(ui.model.value), detector = ui.detector.value;
+    state.ready = false;
+    document.body.dataset.ready = "false";
+    while (busy) await sleep(10);
+    try {
+      if (mode === "ondevice") {
+        if (!(engine instanceof OnDeviceEngine)) {
+          if (engine) await engine.close();
+          setStatus("loading on-device models…");
+          engine = await new OnDeviceEngine().init(model, catalog.alignment, detector);
+        } else {
+          await engine.setModel(model);
+          await engine.setDetector(detector);
+        }
+        ui.backend.textContent = `on-device · onnxruntime-web wasm (${window.ort.env.wasm.numThreads} thread) · MediaPipe ${detector}`;
+      } else {
+        if (engine) await engine.close();
+        setStatus("connecting to the server…");
+        engine = await new ServerEngine().init(model);
+        ui.backend.textContent = `server · ${catalog.detector} detector`;
+      }
+      state.mode = mode; state.model = model.name; state.detector = mode === "ondevice" ? detector : catalog.detector;
+      document.body.dataset.mode = mode;
+      ui.detector.disabled = mode !== "ondevice";
+      latest = null; state.frames = 0; state.fps = 0;
+      state.ready = true;
+      document.body.dataset.ready = "true";
+      setStatus(`${mode === "ondevice" ? "on-device" : "server"} mode · ${model.name}`);
+    } catch (e) {
+      console.warn("mode switch failed", e);
+      engine = null;
+      setStatus(`${mode} mode failed: ${e.message}`, true);
+      if (mode === "ondevice") {  // fall back to server mode, which needs nothing in the browser
+        ui.mode.value = "server";
+        configure();
+      }
+    }
+  });
+  return switching;
+}
+
+async function processLoop() {
+  for (;;) {
+    if (!state.ready || !engine || !state.cameraOn || ui.video.readyState < 2) { await sleep(30); continue; }
+    busy = true;
+    const current = engine;
+    try {
+      const r = await current.process(ui.video, performance.now() - t0);
+      if (current === engine && state.ready) {
+        latest = r;
+        const now = performance.now();
+        if (lastFrameAt) {
+          const inst = 1000 / Math.max(1, now - lastFrameAt);
+          state.fps = state.fps ? 0.85 * state.fps + 0.15 * inst : inst;
+        }
+        lastFrameAt = now;
+        state.frames += 1;
+        state.latencyMs = r.speed_ms && r.speed_ms.total ? r.speed_ms.total : 0;
+        state.faces = r.faces.map((f) => ({ box_xyxy: f.box_xyxy, expression: f.expression, uncertain: f.uncertain,
+                                            track_id: f.track_id, score: f.score, ood_score: f.ood_score,
+                                            probs: f.probs }));
+        if (r.error) setStatus(r.error, true);
+        updateStats();
+      }
+    } catch (e) {
+      if (current === engine) setStatus(`processing failed: ${e.message}`, true);
+      await sleep(300);
+    } finally {
+      busy = false;
+    }
+    await sleep(0);
+  }
+}
+
+function updateStats() {
+  ui.fps.textContent = state.fps.toFixed(1);
+  ui.latency.textContent = state.latencyMs ? state.latencyMs.toFixed(0) : "–";
+  ui.nfaces.textContent = String(state.faces.length);
+  document.body.dataset.faces = String(state.faces.length);
+  ui.list.replaceChildren(...state.faces.map((f) => {
+    const li = document.createElement("li");
+    const top = Math.max(...Object.values(f.probs));
+    li.textContent = `#${f.track_id ?? "–"} ${f.uncertain ? "uncertain" : f.expression} ${(top * 100).toFixed(0)}%`;
+    li.dataset.expression = f.expression;
+    return li;
+  }));
+}
+
+/** Faces in display coordinates (mirrored like the video when "Mirror" is on). */
+function displayFaces(r) {
+  const W = r.width;
+  return r.faces.map((f) => {
+    let box = f.box_xyxy, lm = f.landmarks_xy;
+    if (ui.mirror.checked) {
+      box = [W - box[2], box[1], W - box[0], box[3]];
+      if (lm) {
+        lm = lm.map(([x, y]) => [W - x, y]);
+        // keep image-left first after the flip: swap eyes and mouth corners
+        lm = lm.length === 5 ? [lm[1], lm[0], lm[2], lm[4], lm[3]] : [lm[1], lm[0], ...lm.slice(2)];
+      }
+    }
+    return { ...f, box, landmarks: lm };
+  });
+}
+
+function drawLoop() {
+  const c = ui.canvas, v = ui.video;
+  const W = v.videoWidth, H = v.videoHeight;
+  if (W && H && (c.width !== W || c.height !== H)) { c.width = W; c.height = H; }
+  const ctx = c.getContext("2d");
+  ctx.clearRect(0, 0, c.width, c.height);
+  if (latest && latest.faces.length && state.cameraOn) {
+    const opts = { style: ui.style.value, labels: modelInfo(state.model || ui.model.value).labels,
+                   showBars: ui.bars.checked, showQuote: ui.quote.checked };
+    state.drawnFaces = drawOverlay(ctx, displayFaces(latest), opts, assets);
+  } else {
+    state.drawnFaces = 0;
+  }
+  requestAnimationFrame(drawLoop);
+}
+
+async function main() {
+  try {
+    [assets, catalog] = await Promise.all([
+      loadOverlayAssets(),
+      fetch("/v1/models").then((r) => { if (!r.ok) throw new Error(`GET /v1/models: HTTP ${r.status}`); return r.json(); }),
+    ]);
+  } catch (e) {
+    setStatus(`cannot reach the server: ${e.message}`, true);
+    return;
+  }
+  for (const m of catalog.models) {
+    const o = document.createElement("option");
+    o.value = m.name;
+    const accKey = Object.keys(m.metrics || {}).find((k) => k.includes("acc"));
+    const acc = accKey ? m.metrics[accKey] : null;
+    o.textContent = `${m.name}${m.default ? " (default)" : ""}${acc ? ` · acc ${(acc * 100).toFixed(1)}%` : ""}`;
+    ui.model.appendChild(o);
+  }
+  ui.model.value = catalog.default;
+  state.onDeviceAvailable = onDeviceSupported() && document.body.dataset.vendor === "ok";
+  const params = new URLSearchParams(location.search);
+  ui.mode.value = params.get("mode") || (state.onDeviceAvailable ? "ondevice" : "server");
+  if (!state.onDeviceAvailable) ui.mode.querySelector('option[value="ondevice"]').disabled = true;
+  if (params.get("detector")) ui.detector.value = params.get("detector");
+  if (params.get("style")) ui.style.value = params.get("style");
+  if (params.get("mirror") === "0") ui.mirror.checked = false;
+
+  ui.mode.addEventListener("change", configure);
+  ui.model.addEventListener("change", configure);
+  ui.detector.addEventListener("change", configure);
+  ui.start.addEventListener("click", async () => {
+    if (state.cameraOn) { stopCamera(); return; }
+    try { await startCamera(); } catch (e) { setStatus(`camera: ${e.message}`, true); }
+  });
+  requestAnimationFrame(drawLoop);
+  try {
+    await startCamera();
+  } catch (e) {
+    ui.placeholder.textContent = `No camera: ${e.message}`;
+    setStatus(`camera: ${e.message}`, true);
+  }
+  await configure();
+  processLoop();
+}
+
+main();

@@ -1,0 +1,137 @@
+"""Training pipeline on real FER2013 rows: a real (short) training run, checkpoint, resume,
+export to ONNX with metadata, and evaluation of both the checkpoint and the exported file."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from emoar.train.augment import AugmentConfig, augment_batch, mix_batch  # noqa: E402
+from emoar.train.data import DatasetError, load_dataset, load_fer2013_csv  # noqa: E402
+from emoar.train.nets import create_model, list_models  # noqa: E402
+
+
+def _emoar(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "emoar.cli", *args], capture_output=True, text=True, timeout=600)
+
+
+def test_fer_csv_splits_match_official_counts(fer_csv: Path) -> None:
+    d = load_fer2013_csv(fer_csv)
+    assert {k: len(v) for k, v in d.items()} == {"Training": 28709, "PublicTest": 3589, "PrivateTest": 3589}
+    assert d["PrivateTest"].class_counts().tolist() == [491, 55, 528, 879, 594, 416, 626]
+    tr = d["Training"]
+    assert tr.images.dtype == np.uint8 and tr.images.shape[1:] == (48, 48)
+    assert tr.soft is not None and np.allclose(tr.soft[tr.soft.sum(1) > 0].sum(1), 1, atol=1e-5)
+
+
+@pytest.mark.parametrize("arch", list_models())
+def test_every_architecture_forward_backward(arch: str) -> None:
+    net = create_model(arch)
+    x = torch.randn(4, 1, 48, 48)
+    y = net(x)
+    assert y.shape == (4, 7)
+    assert net.forward_features(x).shape == (4, net.feature_dim)
+    y.sum().backward()
+
+
+def test_unknown_architecture_message() -> None:
+    with pytest.raises(ValueError, match="available: .*resnet_fer"):
+        create_model("resnet9000")
+
+
+def test_augmentations_keep_shape_and_range() -> None:
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(16, 1, 48, 48)
+    for mix in ("none", "mixup", "cutmix", "fmix"):
+        cfg = AugmentConfig(mix=mix, mix_p=1.0)
+        a = augment_batch(x, cfg, g)
+        assert a.shape == x.shape and float(a.min()) >= 0 and float(a.max()) <= 1
+        y = torch.eye(7)[torch.randint(0, 7, (16,), generator=g)]
+        m, t = mix_batch(a, y, cfg, g)
+        assert m.shape == x.shape and torch.allclose(t.sum(1), torch.ones(16), atol=1e-5)
+
+
+def test_folder_layouts_and_errors(tmp_path: Path, fer_csv: Path) -> None:
+    import cv2
+
+    d = load_fer2013_csv(fer_csv)["PublicTest"]
+    for split in ("train", "test"):
+        for i in range(14):
+            label = d.label_names[d.labels[i]]
+            name = {"angry": "Anger", "happy": "happiness", "surprise": "surprised"}.get(label, label)
+            (tmp_path / "kaggle" / split / name).mkdir(parents=True, exist_ok=True)
+            cv2.imwrite(str(tmp_path / "kaggle" / split / name / f"{i}.png"), d.images[i])
+    (tmp_path / "kaggle" / "train" / "contempt").mkdir()  # outside the labels: skipped
+    splits = load_dataset(tmp_path / "kaggle")
+    assert set(splits) == {"Training", "PublicTest", "PrivateTest"}
+    assert len(splits["PrivateTest"]) == 14
+    assert len(splits["Training"]) + len(splits["PublicTest"]) == 14
+    (tmp_path / "wrong" / "cats").mkdir(parents=True)
+    with pytest.raises(DatasetError, match="expected class folders"):
+        load_dataset(tmp_path / "wrong")
+    with pytest.raises(DatasetError, match="not found"):
+        load_dataset(tmp_path / "missing")
+    bad = tmp_path / "bad.csv"
+    bad.write_text("a,b,c\n1,2,3\n")
+    with pytest.raises(DatasetError, match="emotion,pixels,Usage"):
+        load_dataset(bad)
+
+
+def test_train_export_evaluate_end_to_end(tmp_path: Path, fer_csv: Path) -> None:
+    out = tmp_path / "run"
+    # a 2-epoch run stopped by its time budget after epoch 1 ...
+    r = _emoar("-q", "train", "--data", str(fer_csv), "--epochs", "2", "--limit", "1024", "--out", str(out),
+               "--arch", "cnn_small", "--threads", "2", "--max-minutes", "0.001")
+    assert r.returncode == 0, r.stderr
+    assert (out / "last.pt").is_file() and (out / "best.pt").is_file()
+    hist = json.loads((out / "history.json").read_text())
+    assert len(hist) == 1 and hist[0]["train_loss"] > 0
+    # ... and --resume finishes it
+    r = _emoar("-q", "train", "--data", str(fer_csv), "--out", str(out), "--resume")
+    assert r.returncode == 0, r.stderr
+    assert [h["epoch"] for h in json.loads((out / "history.json").read_text())] == [1, 2]
+
+    r = _emoar("evaluate", "--data", str(fer_csv), "--model", str(out / "best.pt"), "--json",
+               "--plots", str(tmp_path / "plots"))
+    assert r.returncode == 0, r.stderr
+    rep = json.loads(r.stdout)
+    assert rep["n"] == 3589 and 0.0 <= rep["accuracy"] <= 1.0
+    assert set(rep) >= {"n", "accuracy", "macro_f1", "per_class", "confusion", "labels"}
+    assert np.asarray(rep["confusion"]).sum() == 3589
+    for png in ("confusion.png", "reliability.png", "training_curves.png"):
+        assert (tmp_path / "plots" / png).stat().st_size > 1000
+
+    onnx_path = tmp_path / "m.onnx"
+    r = _emoar("export", "--checkpoint", str(out / "best.pt"), "--format", "onnx", "--out", str(onnx_path))
+    assert r.returncode == 0, r.stderr
+    from emoar.classify import ExpressionClassifier
+
+    clf = ExpressionClassifier(onnx_path)
+    assert clf.labels == ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+    # parity: PyTorch checkpoint vs ONNX on real faces
+    from emoar.train.loop import load_checkpoint, predict_logits
+
+    net, meta = load_checkpoint(out / "best.pt")
+    faces = load_fer2013_csv(fer_csv)["PrivateTest"].images[:64]
+    ref = torch.softmax(torch.from_numpy(np.asarray(predict_logits(net, faces, meta["mean"], meta["std"]))), 1).numpy()
+    np.testing.assert_allclose(clf.classify(faces).probs, ref, atol=1e-4)
+
+    r = _emoar("evaluate", "--data", str(fer_csv), "--model", str(onnx_path), "--json")
+    assert r.returncode == 0, r.stderr
+    assert abs(json.loads(r.stdout)["accuracy"] - rep["accuracy"]) < 0.01
+
+
+def test_train_bad_inputs(tmp_path: Path) -> None:
+    r = _emoar("train", "--data", str(tmp_path / "nope.csv"), "--epochs", "1", "--out", str(tmp_path / "o"))
+    assert r.returncode == 1 and "not found" in r.stderr
+    r = _emoar("train", "--data", str(tmp_path), "--epochs", "1", "--out", str(tmp_path / "o"), "--arch", "bogus")
+    assert r.returncode == 1
+    r = _emoar("train", "--data", str(tmp_path), "--resume", "--out", str(tmp_path / "none"))
+    assert r.returncode == 1 and "no checkpoint" in r.stderr

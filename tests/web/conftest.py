@@ -1,0 +1,170 @@
+"""Fixtures for the web tests: one loaded engine shared by every app, TestClient apps with any
+settings, a real uvicorn server on a free loopback port, and real images/clips made from the
+shared test photos."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+fastapi = pytest.importorskip("fastapi", reason="the web extra is not installed: pip install -e '.[web]'")
+
+from fastapi import FastAPI  # noqa: E402
+from fastapi.testclient import TestClient  # noqa: E402
+
+from emoar.web.app import create_app  # noqa: E402
+from emoar.web.engine import Engine  # noqa: E402
+from emoar.web.settings import Settings  # noqa: E402
+
+
+def _test_model() -> str:
+    """The model the tests serve: $EMOAR_TEST_MODEL, else the shipped default."""
+    env = os.environ.get("EMOAR_TEST_MODEL")
+    if env:
+        return env
+    from emoar.models import list_models
+
+    try:
+        if list_models():
+            return "default"
+    except FileNotFoundError:
+        pass
+    pytest.skip(
+        "no shipped model is registered (src/emoar/models/registry.json); set EMOAR_TEST_MODEL=PATH.onnx"
+    )
+
+
+@pytest.fixture(scope="session")
+def engine() -> Iterator[Engine]:
+    """The models, loaded once for every app of the session."""
+    eng = Engine.load(Settings(model=_test_model()))
+    yield eng
+    eng.close()
+
+
+@pytest.fixture(scope="session")
+def make_app(engine: Engine) -> Callable[..., FastAPI]:
+    """Build an app with the shared engine and any settings (``make_app(max_upload_bytes=1000)``)."""
+
+    def make(**settings: Any) -> FastAPI:
+        return create_app(Settings(**settings), engine=engine)
+
+    return make
+
+
+@pytest.fixture()
+def client(make_app: Callable[..., FastAPI]) -> Iterator[TestClient]:
+    """A TestClient on an app with the default settings."""
+    with TestClient(make_app()) as c:
+        yield c
+
+
+@pytest.fixture(scope="session")
+def portrait_jpg(photos_dir: Path) -> bytes:
+    """A real photo with one face (JPEG bytes)."""
+    return (photos_dir / "portrait.jpg").read_bytes()
+
+
+@pytest.fixture(scope="session")
+def frame_640x480(photos_dir: Path) -> np.ndarray:
+    """portrait.jpg letterboxed to 640x480 (BGR), like a webcam frame."""
+    import cv2
+
+    img = cv2.imread(str(photos_dir / "portrait.jpg"))
+    h, w = img.shape[:2]
+    s = min(640 / w, 480 / h)
+    nw, nh = int(round(w * s)) & ~1, int(round(h * s)) & ~1
+    out = np.zeros((480, 640, 3), np.uint8)
+    y0, x0 = (480 - nh) // 2, (640 - nw) // 2
+    out[y0 : y0 + nh, x0 : x0 + nw] = cv2.resize(img, (nw, nh), interpolation=cv2.INTER_AREA)
+    return out
+
+
+@pytest.fixture(scope="session")
+def jpeg_640x480(frame_640x480: np.ndarray) -> bytes:
+    """The 640x480 frame as JPEG bytes."""
+    import cv2
+
+    ok, buf = cv2.imencode(".jpg", frame_640x480, [cv2.IMWRITE_JPEG_QUALITY, 85])
+    assert ok
+    return buf.tobytes()
+
+
+@pytest.fixture(scope="session")
+def clip_mp4(frame_640x480: np.ndarray, tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    """A 1-second 10 fps MP4 of the face drifting right (bytes)."""
+    import cv2
+
+    path = tmp_path_factory.mktemp("clip") / "clip.mp4"
+    w = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), 10.0, (640, 480))
+    for i in range(10):
+        w.write(np.roll(frame_640x480, 4 * i, axis=1))
+    w.release()
+    return path.read_bytes()
+
+
+@pytest.fixture(scope="session")
+def png_50mp() -> bytes:
+    """An 8000x6250 (50 megapixel) flat-colour PNG: small to send, too big to decode."""
+    import cv2
+
+    img = np.full((6250, 8000, 3), (40, 120, 200), np.uint8)
+    ok, buf = cv2.imencode(".png", img, [cv2.IMWRITE_PNG_COMPRESSION, 9])
+    assert ok
+    return buf.tobytes()
+
+
+def free_port() -> int:
+    """A TCP port free on the loopback interface."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class LiveServer:
+    """A real uvicorn server in a background thread, on 127.0.0.1."""
+
+    def __init__(self, app: FastAPI) -> None:
+        import uvicorn
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.ws_url = f"ws://127.0.0.1:{self.port}"
+        config = uvicorn.Config(
+            app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on", ws="websockets-sansio"
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, name=f"uvicorn-{self.port}", daemon=True)
+
+    def start(self) -> LiveServer:
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.02)
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def live_server(make_app: Callable[..., FastAPI]) -> Iterator[LiveServer]:
+    """One real uvicorn server for the session (small upload limit so 413 is cheap to test)."""
+    server = LiveServer(
+        make_app(max_upload_bytes=1_000_000, rate_limit_per_minute=6000, rate_limit_burst=200)
+    )
+    server.start()
+    yield server
+    server.stop()
+    assert not server.thread.is_alive(), "uvicorn did not stop"

@@ -1,0 +1,363 @@
+"""The pages in a real browser: Debian's Chromium driven by Playwright, with a fake camera that
+plays a real face photo (a .y4m clip), against the real uvicorn server of ``live_server``.
+
+Screenshots go to ``artifacts/web/`` (gitignored). Skipped, with the reason, when Playwright or
+/usr/bin/chromium is missing (``scripts/setup.sh`` installs both).
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from web_helpers import ARTIFACTS, y4m_bytes
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+pytestmark = pytest.mark.browser
+
+
+def _launch_args(y4m: Path) -> list[str]:
+    return [
+        "--no-sandbox",
+        "--disable-gpu",
+        "--use-fake-ui-for-media-stream",
+        "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-video-capture={y4m}",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+    ]
+
+
+@pytest.fixture(scope="module")
+def browser(frame_640x480: np.ndarray, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    sync_api = pytest.importorskip(
+        "playwright.sync_api", reason="playwright is not installed (pip install playwright)"
+    )
+    if not CHROMIUM.is_file():
+        pytest.skip(f"{CHROMIUM} is missing (apt-get install -y chromium; scripts/setup.sh does it as root)")
+    y4m = tmp_path_factory.mktemp("camera") / "portrait.y4m"
+    y4m.write_bytes(y4m_bytes(frame_640x480, n_frames=3))
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=_launch_args(y4m))
+        yield b
+        b.close()
+
+
+class PageLog:
+    """Console errors, uncaught exceptions and every URL a page requested."""
+
+    def __init__(self, page: Any) -> None:
+        self.errors: list[str] = []
+        self.urls: list[str] = []
+        page.on(
+            "console",
+            lambda m: self.errors.append(f"console.{m.type}: {m.text}") if m.type == "error" else None,
+        )
+        page.on("pageerror", lambda e: self.errors.append(f"pageerror: {e}"))
+        page.on("request", lambda r: self.urls.append(r.url))
+        page.on("websocket", lambda ws: self.urls.append(ws.url))
+
+    def foreign_urls(self, origin: str) -> list[str]:
+        """Requested URLs outside ``origin`` (its ws:// twin, data: and blob: URLs are local too)."""
+        ws_origin = origin.replace("http://", "ws://", 1)
+        return [u for u in self.urls if not u.startswith((origin + "/", ws_origin + "/", "data:", "blob:"))]
+
+
+def wait_for(page: Any, predicate_js: str, timeout_s: float = 60.0, what: str = "") -> Any:
+    """Poll a JS expression (page.evaluate is not subject to the page's CSP, wait_for_function is)."""
+    deadline = time.monotonic() + timeout_s
+    value = None
+    while time.monotonic() < deadline:
+        value = page.evaluate(predicate_js)
+        if value:
+            return value
+        time.sleep(0.1)
+    state = page.evaluate("() => JSON.stringify(window.__emoar || window.__emoarUpload || null)")
+    raise AssertionError(f"timed out waiting for {what or predicate_js}; page state: {state}")
+
+
+def on_device_available(page: Any) -> bool:
+    return bool(page.evaluate("() => window.__emoar && window.__emoar.onDeviceAvailable"))
+
+
+@pytest.fixture(scope="module")
+def live_page(browser: Any, live_server: Any) -> Iterator[tuple[Any, PageLog]]:
+    """The live page, opened once for the module (camera = the fake y4m face)."""
+    context = browser.new_context(viewport={"width": 1100, "height": 900})
+    page = context.new_page()
+    log = PageLog(page)
+    page.goto(f"{live_server.url}/")
+    wait_for(page, "() => window.__emoar && window.__emoar.ready", what="the page to get ready")
+    yield page, log
+    context.close()
+
+
+def select_mode(page: Any, mode: str) -> None:
+    if page.evaluate("() => window.__emoar.mode") != mode:
+        page.select_option("#mode", mode)
+    wait_for(page, f"() => window.__emoar.ready && window.__emoar.mode === '{mode}'", what=f"{mode} mode")
+
+
+def wait_for_face(page: Any, mode: str) -> dict[str, Any]:
+    frames0 = page.evaluate("() => window.__emoar.frames")
+    wait_for(
+        page,
+        f"() => window.__emoar.mode === '{mode}' && window.__emoar.frames >= {frames0 + 2} && "
+        "window.__emoar.faces.length === 1 && window.__emoar.drawnFaces === 1",
+        what=f"a face in {mode} mode",
+    )
+    state: dict[str, Any] = page.evaluate("() => JSON.parse(JSON.stringify(window.__emoar))")
+    return state
+
+
+def overlay_alpha(page: Any) -> np.ndarray:
+    """The overlay canvas's alpha channel (H, W) uint8: what was drawn over the video."""
+    data = page.evaluate("""() => {
+        const c = document.getElementById('overlay');
+        const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        let s = '';
+        for (let i = 3; i < d.length; i += 4) s += String.fromCharCode(d[i]);
+        return [c.width, c.height, btoa(s)];
+    }""")
+    w, h, b64 = data
+    return np.frombuffer(base64.b64decode(b64), np.uint8).reshape(h, w)
+
+
+def mirrored_box(box: list[float], width: int) -> tuple[int, int, int, int]:
+    x1, y1, x2, y2 = box
+    return int(width - x2), int(y1), int(width - x1), int(y2)
+
+
+def check_face_and_overlay(page: Any, state: dict[str, Any], shot: str) -> None:
+    face = state["faces"][0]
+    x1, y1, x2, y2 = face["box_xyxy"]
+    # portrait.jpg letterboxed to 640x480: the face is in the middle, about 200 px wide
+    assert 150 < (x1 + x2) / 2 < 490 and 60 < (y1 + y2) / 2 < 420 and 120 < x2 - x1 < 360, face
+    assert abs(sum(face["probs"].values()) - 1) < 1e-3 and isinstance(face["track_id"], int)
+    assert page.get_attribute("body", "data-faces") == "1"
+    alpha = overlay_alpha(page)
+    assert alpha.shape == (480, 640)
+    bx1, by1, bx2, by2 = mirrored_box(face["box_xyxy"], 640)  # the page mirrors like a selfie camera
+    drawn = alpha > 0
+    assert 0.02 < drawn.mean() < 0.6, f"overlay covers {drawn.mean():.1%} of the frame"
+    pad = 6
+    corner = drawn[max(0, by1 - pad) : by1 + pad, max(0, bx1 - pad) : bx1 + 30]
+    assert corner.any(), "no box corner drawn at the face's top-left"
+    above = drawn[: max(1, by1), max(0, bx1 - 80) : bx2 + 80]
+    beside = drawn[:, min(639, bx2) :]
+    assert above.sum() + beside.sum() > 2000, "no emoji drawn above or beside the face"
+    page.screenshot(path=str(ARTIFACTS / shot))
+
+
+def test_live_page_on_device_finds_the_face_and_draws_overlays(
+    live_page: tuple[Any, PageLog], live_server: Any
+) -> None:
+    page, log = live_page
+    if not on_device_available(page):
+        pytest.skip("on-device mode unavailable: front-end packages not vendored (run scripts/setup.sh)")
+    select_mode(page, "ondevice")
+    state = wait_for_face(page, "ondevice")
+    assert page.get_attribute("body", "data-mode") == "ondevice"
+    check_face_and_overlay(page, state, "live_ondevice.png")
+    assert float(page.inner_text("#fps")) > 0
+    assert "onnxruntime-web" in page.inner_text("#backend")
+    assert log.errors == [], log.errors
+    assert log.foreign_urls(live_server.url) == []
+    assert any("/static/vendor/onnxruntime-web/" in u and u.endswith(".wasm") for u in log.urls)
+    assert not any("/v1/stream" in u for u in log.urls), "on-device mode must not send frames to the server"
+
+
+def test_live_page_server_mode_and_back(live_page: tuple[Any, PageLog], live_server: Any) -> None:
+    page, log = live_page
+    select_mode(page, "server")
+    state = wait_for_face(page, "server")
+    check_face_and_overlay(page, state, "live_server.png")
+    assert any(u.startswith(f"{live_server.ws_url}/v1/stream") for u in log.urls)
+    if on_device_available(page):
+        select_mode(page, "ondevice")
+        wait_for_face(page, "ondevice")
+    assert log.errors == [], log.errors
+    assert log.foreign_urls(live_server.url) == []
+
+
+def test_overlay_styles(live_page: tuple[Any, PageLog]) -> None:
+    page, log = live_page
+    state = wait_for_face(page, page.evaluate("() => window.__emoar.mode"))
+    bx1, by1, bx2, by2 = mirrored_box(state["faces"][0]["box_xyxy"], 640)
+    cx, cy = (bx1 + bx2) // 2, (by1 + by2) // 2
+    full = overlay_alpha(page)
+    assert full[cy - 10 : cy + 10, cx - 10 : cx + 10].max() == 0, "the full style keeps the face visible"
+    page.select_option("#style", "emoji")
+    page.wait_for_timeout(300)
+    sticker = overlay_alpha(page)
+    assert sticker[cy - 10 : cy + 10, cx - 10 : cx + 10].min() > 200, "the emoji style covers the face"
+    page.screenshot(path=str(ARTIFACTS / "live_style_emoji.png"))
+    page.select_option("#style", "minimal")
+    page.wait_for_timeout(300)
+    minimal = overlay_alpha(page)
+    assert 0 < (minimal > 0).sum() < (full > 0).sum(), "minimal draws less than full (no bars, no quote)"
+    page.select_option("#style", "full")
+    assert log.errors == [], log.errors
+
+
+def test_js_alignment_and_classifier_match_python(
+    live_page: tuple[Any, PageLog], engine: Any, frame_640x480: np.ndarray
+) -> None:
+    """align.js + onnxruntime-web give the crops and probabilities of emoar.align + onnxruntime."""
+    import cv2
+
+    from emoar.align import align_face
+
+    page, _ = live_page
+    if not on_device_available(page):
+        pytest.skip("on-device mode unavailable: front-end packages not vendored (run scripts/setup.sh)")
+    with engine.pipeline(None) as pipe:
+        det = pipe.detect(frame_640x480)[0]
+        crop_py = align_face(frame_640x480, det, 48)
+        out_py = pipe.classifier.classify(crop_py[None])
+    png = base64.b64encode(cv2.imencode(".png", frame_640x480)[1].tobytes()).decode()
+    model = engine.model(None)
+    res = page.evaluate(
+        """async ([png, box, lm, onnxUrl]) => {
+            const A = await import('/static/js/align.js');
+            const catalog = await (await fetch('/v1/models')).json();
+            const img = new Image();
+            img.src = 'data:image/png;base64,' + png;
+            await img.decode();
+            const c = document.createElement('canvas');
+            c.width = img.naturalWidth; c.height = img.naturalHeight;
+            const ctx = c.getContext('2d');
+            ctx.drawImage(img, 0, 0);
+            const rgba = ctx.getImageData(0, 0, c.width, c.height).data;
+            const m = A.alignmentMatrix(catalog.alignment, {box, landmarks: lm}, 48, 'yunet');
+            const crop = A.warpGray(rgba, c.width, c.height, m, 48, catalog.alignment.max_supersample);
+            const info = catalog.models[0];
+            const x = new Float32Array(48 * 48);
+            A.preprocessInto(x, 0, crop, info.mean, info.std);
+            const session = await ort.InferenceSession.create(onnxUrl, {executionProviders: ['wasm']});
+            const out = await session.run({[session.inputNames[0]]: new ort.Tensor('float32', x, [1, 1, 48, 48])});
+            const ood = info.ood_quantiles.length ? A.oodScore(out.rmd.data[0], info.ood_quantiles) : 0;
+            return {crop: Array.from(crop), probs: Array.from(out.probs.data), ood};
+        }""",
+        [png, list(det.box_xyxy), det.landmarks_xy.tolist(), f"/v1/models/{model.name}/onnx"],
+    )
+    crop_js = np.array(res["crop"], np.uint8).reshape(48, 48)
+    diff = np.abs(crop_js.astype(int) - crop_py.astype(int))
+    assert diff.mean() < 1.0 and diff.max() <= 8, f"crop differs: mean {diff.mean():.2f}, max {diff.max()}"
+    probs_js = np.array(res["probs"], np.float32)
+    probs_js /= probs_js.sum()
+    np.testing.assert_allclose(probs_js, out_py.probs[0], atol=0.02)
+    assert abs(res["ood"] - float(out_py.ood_score[0])) < 0.1
+
+
+def test_upload_page_image(browser: Any, live_server: Any, photos_dir: Path) -> None:
+    context = browser.new_context(viewport={"width": 1100, "height": 1000})
+    page = context.new_page()
+    log = PageLog(page)
+    page.goto(f"{live_server.url}/upload")
+    wait_for(page, "() => document.body.dataset.state === 'ready'", what="the upload page")
+    page.set_input_files("#file", str(photos_dir / "portrait.jpg"))
+    wait_for(page, "() => ['done', 'error'].includes(document.body.dataset.state)", what="the analysis")
+    assert page.get_attribute("body", "data-state") == "done", page.inner_text("#status")
+    result = page.evaluate("() => window.__emoarUpload.result")
+    assert set(result) == {"image", "width", "height", "faces"} and len(result["faces"]) == 1
+    assert page.locator("#faces tbody tr").count() == 1
+    assert page.evaluate("() => document.getElementById('result-image').naturalWidth") == 681
+    assert page.get_attribute("#dl-json", "href").startswith("blob:")
+    assert page.get_attribute("#dl-csv", "download") == "portrait_emoar.csv"
+    page.screenshot(path=str(ARTIFACTS / "upload_image.png"), full_page=True)
+    assert log.errors == [] and log.foreign_urls(live_server.url) == []
+    context.close()
+
+
+def test_upload_page_rejects_a_text_file_with_the_server_message(
+    browser: Any, live_server: Any, tmp_path: Path
+) -> None:
+    bad = tmp_path / "notes.jpg"
+    bad.write_text("this is not a photo\n")
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(f"{live_server.url}/upload")
+    wait_for(page, "() => document.body.dataset.state === 'ready'", what="the upload page")
+    page.set_input_files("#file", str(bad))
+    wait_for(page, "() => document.body.dataset.state === 'error'", what="the error")
+    assert "400" in page.inner_text("#status") and "text" in page.inner_text("#status")
+    context.close()
+
+
+def test_upload_page_clip(browser: Any, live_server: Any, clip_mp4: bytes, tmp_path: Path) -> None:
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(clip_mp4)
+    context = browser.new_context(viewport={"width": 1100, "height": 1000})
+    page = context.new_page()
+    log = PageLog(page)
+    page.goto(f"{live_server.url}/upload")
+    wait_for(page, "() => document.body.dataset.state === 'ready'", what="the upload page")
+    page.set_input_files("#file", str(clip))
+    wait_for(page, "() => ['done', 'error'].includes(document.body.dataset.state)", what="the clip analysis")
+    assert page.get_attribute("body", "data-state") == "done", page.inner_text("#status")
+    result = page.evaluate("() => window.__emoarUpload.result")
+    assert len(result["frames"]) == 10 and page.locator("#faces tbody tr").count() == 10
+    assert log.errors == [] and log.foreign_urls(live_server.url) == []
+    context.close()
+
+
+def test_api_docs_render_offline(browser: Any, live_server: Any) -> None:
+    """/docs is Swagger UI from the vendored npm package (FastAPI's default would use a CDN)."""
+    from emoar.web.routes.pages import VENDOR_BUILD_HINT, missing_vendor_files
+
+    if missing_vendor_files():
+        pytest.skip(f"front-end packages not vendored; run {VENDOR_BUILD_HINT}")
+    context = browser.new_context()
+    page = context.new_page()
+    log = PageLog(page)
+    page.goto(f"{live_server.url}/docs")
+    wait_for(page, "() => document.querySelectorAll('.opblock').length >= 4", timeout_s=30, what="Swagger UI")
+    assert "/v1/analyze" in page.inner_text("body")
+    assert log.errors == [] and log.foreign_urls(live_server.url) == []
+    context.close()
+
+
+def test_live_page_without_vendor_files_says_so_and_uses_server_mode(
+    browser: Any, live_server: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from emoar.web.routes import pages
+
+    monkeypatch.setattr(pages, "missing_vendor_files", lambda: ["onnxruntime-web/ort.wasm.min.js"])
+    context = browser.new_context()
+    page = context.new_page()
+    log = PageLog(page)
+    page.goto(f"{live_server.url}/")
+    assert "npm ci" in page.inner_text("#vendor-missing")
+    wait_for(page, "() => window.__emoar && window.__emoar.ready", what="the page to get ready")
+    assert page.evaluate("() => window.__emoar.mode") == "server"
+    assert page.is_disabled('#mode option[value="ondevice"]')
+    wait_for_face(page, "server")
+    assert not any("/static/vendor/" in u for u in log.urls)
+    assert log.errors == [], log.errors
+    context.close()
+
+
+@pytest.mark.slow
+def test_live_page_face_mesh_landmarks(live_page: tuple[Any, PageLog]) -> None:
+    """On-device mode with MediaPipe face mesh (468 landmarks -> the 5 alignment points)."""
+    page, log = live_page
+    if not on_device_available(page):
+        pytest.skip("on-device mode unavailable: front-end packages not vendored (run scripts/setup.sh)")
+    select_mode(page, "ondevice")
+    page.select_option("#detector", "mesh")
+    wait_for(page, "() => window.__emoar.ready && window.__emoar.detector === 'mesh'", what="face mesh")
+    state = wait_for_face(page, "ondevice")
+    check_face_and_overlay(page, state, "live_ondevice_mesh.png")
+    page.select_option("#detector", "short")
+    wait_for(page, "() => window.__emoar.ready && window.__emoar.detector === 'short'", what="face detection")
+    assert log.errors == [], log.errors
