@@ -1,24 +1,24 @@
 """Measure where face detectors put the 5 landmarks and the box in FER2013's 48x48 framing.
 
 The expression classifier is trained on FER2013 crops, so ``emoar.align`` must cut faces out of
-camera frames with the same framing. This script runs our detectors on FER2013 Training images
-upscaled (48 -> 240 px, bicubic) and padded by 25% (edge-replicated, so the face does not touch
-the image border, as in a real frame), plus their mirror images, and reports, in 48x48
-coordinates:
+camera frames with the same framing. This script runs our detectors (default options, so YuNet
+landmarks come from the O-net refinement) on FER2013 Training images upscaled 48 -> 240 px
+(bicubic) and padded by 25% (edge-replicated, so the face does not touch the image border, as in
+a real frame), plus their mirror images (which cancels any left/right bias of the detector), and
+reports, in 48x48 coordinates:
 
 * the median of each landmark (pixel centres at integers, the ``cv2.warpAffine`` convention),
-  left/right symmetrised about x = 23.5 (mirrored samples are pooled in, then each point is
-  averaged with the mirror of its partner);
-* the median box (edges; the whole crop is [0, 48]) and the median box centre/size, from which
-  ``emoar.align`` derives the box-only fallback crop.
+  symmetrised about x = 23.5, then calibrated: scaled and shifted so that aligning the same FER
+  images onto it with ``emoar.align`` gives, in the median, the identity (scale 1, shift 0);
+* the median box centre and size, from which ``emoar.align`` derives the box-only fallback.
 
-Usage::
+Usage (from the repository root; ~1.5 min for yunet, 2.5 for mtcnn, 10 for haar on one core)::
 
     python scripts/estimate_template.py --data ../shared/data/fer2013/fer2013.csv.gz \
-        --n 2000 --detectors yunet mtcnn haar
+        --n 2000 --detectors yunet mtcnn haar --save /tmp/fer_template.npz
 
-The numbers printed are pasted into ``src/emoar/align.py``. Takes ~2-4 minutes per detector on
-one core (2 x n detector calls on 360x360 images).
+The numbers printed (``FER_TEMPLATE_48``, ``FER_BOX_48[...]``) are pasted into
+``src/emoar/align.py``; ``--load`` re-analyses a saved run without detecting again.
 """
 
 from __future__ import annotations
@@ -62,14 +62,21 @@ def measure(
         for img in images:
             if mirror:
                 img = img[:, ::-1]
-            up = cv2.resize(np.ascontiguousarray(img), (UPSCALED_PX, UPSCALED_PX), interpolation=cv2.INTER_CUBIC)
+            up = cv2.resize(
+                np.ascontiguousarray(img), (UPSCALED_PX, UPSCALED_PX), interpolation=cv2.INTER_CUBIC
+            )
             up = cv2.copyMakeBorder(up, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
             faces = det.detect(cv2.cvtColor(up, cv2.COLOR_GRAY2BGR))
             if not faces:
                 continue
             # The face nearest the centre (FER images hold one face).
-            f = min(faces, key=lambda d: abs((d.box_xyxy[0] + d.box_xyxy[2]) / 2 - side / 2)
-                    + abs((d.box_xyxy[1] + d.box_xyxy[3]) / 2 - side / 2))
+            f = min(
+                faces,
+                key=lambda d: (
+                    abs((d.box_xyxy[0] + d.box_xyxy[2]) / 2 - side / 2)
+                    + abs((d.box_xyxy[1] + d.box_xyxy[3]) / 2 - side / 2)
+                ),
+            )
             box = (np.asarray(f.box_xyxy, np.float64) - pad) / s  # edges
             if f.landmarks_xy is not None:
                 lm = (f.landmarks_xy.astype(np.float64) - pad + 0.5) / s - 0.5  # pixel centres
@@ -91,7 +98,9 @@ def symmetrise(points: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     return (points + mirrored) / 2.0
 
 
-def median_alignment(lms: npt.NDArray[np.float64], template: npt.NDArray[np.float64]) -> tuple[float, float, float, float, float]:
+def median_alignment(
+    lms: npt.NDArray[np.float64], template: npt.NDArray[np.float64]
+) -> tuple[float, float, float, float, float]:
     """Align every sample's landmarks (48x48 coords) onto ``template`` with emoar.align's fit.
 
     Returns:
@@ -105,8 +114,13 @@ def median_alignment(lms: npt.NDArray[np.float64], template: npt.NDArray[np.floa
         m, r = landmark_alignment_matrix(lm, 48, template=template)
         if not np.isfinite(r):
             continue
-        params.append([math.hypot(m[0, 0], m[1, 0]), math.degrees(math.atan2(m[1, 0], m[0, 0])),
-                       *(m[:, :2] @ c0 + m[:, 2] - c0)])
+        params.append(
+            [
+                math.hypot(m[0, 0], m[1, 0]),
+                math.degrees(math.atan2(m[1, 0], m[0, 0])),
+                *(m[:, :2] @ c0 + m[:, 2] - c0),
+            ]
+        )
         resid.append(r)
     med = np.median(np.array(params), axis=0)
     return float(med[0]), float(med[1]), float(med[2]), float(med[3]), float(np.percentile(resid, 90))
@@ -155,7 +169,7 @@ def main() -> None:
             raw[f"{name}_tried"] = np.array(2 * len(images))
             print(f"{name}: {time.perf_counter() - t0:.0f} s", flush=True)
         if args.save:
-            np.savez(args.save, **raw)
+            np.savez(args.save, **raw)  # type: ignore[arg-type]  # numpy stubs mistype **kwargs
 
     for name in args.detectors:
         lms, boxes, tried = raw[f"{name}_lms"], raw[f"{name}_boxes"], int(raw[f"{name}_tried"])
@@ -167,8 +181,12 @@ def main() -> None:
         ratio = np.median(np.max((boxes[:, 2:] - boxes[:, :2]) / wh, axis=1))
         print("median box xyxy (edges):", np.median(boxes, axis=0))
         print("box IQR w, h:", np.subtract(*np.percentile(boxes[:, 2:] - boxes[:, :2], [75, 25], axis=0)))
-        print(f"FER_BOX_48[{name!r}] = ({centre[0]:.2f}, {centre[1]:.2f}, {wh[0] * ratio:.2f}, {wh[1] * ratio:.2f})"
-              f"  # centre x, y; size w, h (max-ratio correction {ratio:.3f})")
+        # Training flips images horizontally, so the framing is mirror-symmetric: cx = 24.
+        print(f"median box centre x measured: {centre[0]:.2f} (reported symmetrised: 24.00)")
+        print(
+            f"FER_BOX_48[{name!r}] = (24.00, {centre[1]:.2f}, {wh[0] * ratio:.2f}, {wh[1] * ratio:.2f})"
+            f"  # centre x, y; size w, h (max-ratio correction {ratio:.3f})"
+        )
         if np.isnan(lms).all():
             continue
         med = np.median(lms, axis=0)
@@ -176,12 +194,16 @@ def main() -> None:
         print("IQR per landmark (x, y):\n", np.subtract(*np.percentile(lms, [75, 25], axis=0)))
         sym = symmetrise(med)
         s_, rot, dx, dy, r90 = median_alignment(lms, sym)
-        print(f"symmetrised medians; alignment of FER onto them: scale {s_:.3f}, rot {rot:.2f} deg, "
-              f"dx {dx:.2f}, dy {dy:.2f} px, residual p90 {r90:.3f}")
+        print(
+            f"symmetrised medians; alignment of FER onto them: scale {s_:.3f}, rot {rot:.2f} deg, "
+            f"dx {dx:.2f}, dy {dy:.2f} px, residual p90 {r90:.3f}"
+        )
         cal = calibrate(lms, sym)
         s_, rot, dx, dy, r90 = median_alignment(lms, cal)
-        print(f"calibrated; alignment of FER onto it:        scale {s_:.3f}, rot {rot:.2f} deg, "
-              f"dx {dx:.2f}, dy {dy:.2f} px, residual p90 {r90:.3f}")
+        print(
+            f"calibrated; alignment of FER onto it:        scale {s_:.3f}, rot {rot:.2f} deg, "
+            f"dx {dx:.2f}, dy {dy:.2f} px, residual p90 {r90:.3f}"
+        )
         print("FER_TEMPLATE_48 =")
         for row in cal:
             print(f"    ({row[0]:.2f}, {row[1]:.2f}),")

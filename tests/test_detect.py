@@ -28,9 +28,24 @@ BACKENDS = ["yunet", "mtcnn", "haar"]
 # (min, max) faces found with default options. Ground truth: 1, 1, 8 (16-25 px), 11 (~35 px).
 # Measured: yunet 1/1/8/11, mtcnn 1/1/8/11, haar 1/1/0/10-11; none had a false positive.
 EXPECTED_COUNTS = {
-    "yunet": {"portrait.jpg": (1, 1), "portrait_2.jpg": (1, 1), "office_group.jpg": (7, 8), "stage_group.jpg": (10, 11)},
-    "mtcnn": {"portrait.jpg": (1, 1), "portrait_2.jpg": (1, 1), "office_group.jpg": (7, 8), "stage_group.jpg": (10, 11)},
-    "haar": {"portrait.jpg": (1, 1), "portrait_2.jpg": (1, 1), "office_group.jpg": (0, 1), "stage_group.jpg": (9, 11)},
+    "yunet": {
+        "portrait.jpg": (1, 1),
+        "portrait_2.jpg": (1, 1),
+        "office_group.jpg": (7, 8),
+        "stage_group.jpg": (10, 11),
+    },
+    "mtcnn": {
+        "portrait.jpg": (1, 1),
+        "portrait_2.jpg": (1, 1),
+        "office_group.jpg": (7, 8),
+        "stage_group.jpg": (10, 11),
+    },
+    "haar": {
+        "portrait.jpg": (1, 1),
+        "portrait_2.jpg": (1, 1),
+        "office_group.jpg": (0, 1),
+        "stage_group.jpg": (9, 11),
+    },
 }
 
 
@@ -87,19 +102,39 @@ def test_counts_on_real_photos(detector: FaceDetector, photos_dir: Path, photo: 
     _check_well_formed(dets, img.shape, backend_info(detector.name).has_landmarks)
 
 
-def test_landmark_order_on_portraits(detector: FaceDetector, photos_dir: Path) -> None:
-    if not backend_info(detector.name).has_landmarks:
-        pytest.skip("no landmarks")
-    for photo in ("portrait.jpg", "portrait_2.jpg"):
-        (det,) = detector.detect(_read(photos_dir, photo))
+@pytest.mark.parametrize("name", ["yunet", "mtcnn"])
+def test_landmark_order_on_portraits(name: str, photos_dir: Path) -> None:
+    with create_detector(name) as detector:
+        for photo in ("portrait.jpg", "portrait_2.jpg"):
+            (det,) = detector.detect(_read(photos_dir, photo))
+            assert det.landmarks_xy is not None
+            le, re, nose, ml, mr = det.landmarks_xy
+            assert le[0] < nose[0] < re[0], "eyes: image-left first"
+            assert ml[0] < mr[0], "mouth corners: image-left first"
+            assert max(le[1], re[1]) < nose[1] < min(ml[1], mr[1]), "eyes above nose above mouth"
+            x1, y1, x2, y2 = det.box_xyxy
+            assert (det.landmarks_xy[:, 0] > x1).all() and (det.landmarks_xy[:, 0] < x2).all()
+            assert (det.landmarks_xy[:, 1] > y1).all() and (det.landmarks_xy[:, 1] < y2).all()
+
+
+@pytest.mark.parametrize("detect_max_side", [160, 320])
+def test_yunet_landmarks_follow_head_roll(photos_dir: Path, detect_max_side: int) -> None:
+    """YuNet's raw landmarks barely rotate with the face; the O-net refinement must."""
+    img = _read(photos_dir, "portrait.jpg")
+    h, w = img.shape[:2]
+
+    def eye_angle(det: Detection) -> float:
         assert det.landmarks_xy is not None
-        le, re, nose, ml, mr = det.landmarks_xy
-        assert le[0] < nose[0] < re[0], "eyes: image-left first"
-        assert ml[0] < mr[0], "mouth corners: image-left first"
-        assert max(le[1], re[1]) < nose[1] < min(ml[1], mr[1]), "eyes above nose above mouth"
-        x1, y1, x2, y2 = det.box_xyxy
-        assert (det.landmarks_xy[:, 0] > x1).all() and (det.landmarks_xy[:, 0] < x2).all()
-        assert (det.landmarks_xy[:, 1] > y1).all() and (det.landmarks_xy[:, 1] < y2).all()
+        (lx, ly), (rx, ry) = det.landmarks_xy[:2]
+        return float(np.degrees(np.arctan2(ry - ly, rx - lx)))
+
+    with create_detector(DetectorOptions(detect_max_side=detect_max_side)) as det:
+        (upright,) = det.detect(img)
+        for angle in (-20.0, 20.0):
+            rot = cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1.0)
+            (face,) = det.detect(cv2.warpAffine(img, rot, (w, h), borderMode=cv2.BORDER_REPLICATE))
+            # OpenCV's positive angle turns the image counter-clockwise: the eye line tilts by -angle.
+            assert eye_angle(face) == pytest.approx(eye_angle(upright) - angle, abs=4.0)
 
 
 # -- coordinate frame ----------------------------------------------------------------------------
@@ -224,6 +259,19 @@ def test_options_are_frozen_and_resolved() -> None:
         assert det.options.min_score == 0.9 and det.options.detect_max_side == 400
 
 
+def test_raw_yunet_landmarks_without_refinement(photos_dir: Path) -> None:
+    img = _read(photos_dir, "portrait.jpg")
+    with create_detector(DetectorOptions(refine_landmarks=False)) as raw_det:
+        (raw,) = raw_det.detect(img)
+    with create_detector("yunet") as det:
+        (refined,) = det.detect(img)
+    assert raw.box_xyxy == refined.box_xyxy
+    assert raw.landmarks_xy is not None and refined.landmarks_xy is not None
+    assert not np.array_equal(raw.landmarks_xy, refined.landmarks_xy)
+    # Same points, two estimators: within 10% of the face width of each other.
+    assert np.abs(raw.landmarks_xy - refined.landmarks_xy).max() < 0.1 * raw.width
+
+
 def test_min_score_and_min_face_px_filter(photos_dir: Path) -> None:
     img = _read(photos_dir, "office_group.jpg")  # faces 16-25 px
     with create_detector(DetectorOptions(min_face_px=40)) as det:
@@ -277,5 +325,9 @@ def test_import_is_lazy_and_omp_threads_set_on_creation() -> None:
     )
     assert _run_python(code, env) == "yunet 2"
     # A value the user set is kept.
-    assert _run_python(code.replace("assert 'OMP_NUM_THREADS' not in os.environ\n", ""),
-                       {**env, "OMP_NUM_THREADS": "1"}) == "yunet 1"
+    assert (
+        _run_python(
+            code.replace("assert 'OMP_NUM_THREADS' not in os.environ\n", ""), {**env, "OMP_NUM_THREADS": "1"}
+        )
+        == "yunet 1"
+    )

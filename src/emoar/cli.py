@@ -296,7 +296,7 @@ def cmd_models(args: argparse.Namespace) -> int:
     for r in rows:
         mt = r["metrics"]
 
-        def fmt(k: str, spec: str) -> str:
+        def fmt(k: str, spec: str, mt: dict[str, Any] = mt) -> str:
             v = mt.get(k)
             return format(v, spec) if isinstance(v, (int, float)) else "-"
 
@@ -339,7 +339,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         data=args.data, out=args.out, arch=args.arch, epochs=args.epochs, batch_size=args.batch_size,
         optimizer=args.optimizer, lr=args.lr, schedule=args.schedule, label_smoothing=args.label_smoothing,
         balance=args.balance, soft_labels=args.soft_labels, patience=args.patience, seed=args.seed,
-        device=args.device, threads=args.threads, limit=args.limit, teacher=args.teacher or "", ema_decay=args.ema,
+        device=args.device, threads=args.threads, limit=args.limit, teacher=args.teacher or "", init=args.init or "", ema_decay=args.ema,
         augment=AugmentConfig(mix=args.mix),
     )
     try:
@@ -437,6 +437,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--ema", type=float, default=0.999, help="EMA decay of weights (0 = off)")
     t.add_argument("--patience", type=int, default=0, help="early stopping patience in epochs (0 = off)")
     t.add_argument("--teacher", help="checkpoint of a stronger model to distil from")
+    t.add_argument("--init", help="start from the weights of this checkpoint (fine-tuning)")
     t.add_argument("--limit", type=int, default=0, help="use only the first N training images")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--threads", type=int, default=0, help="CPU threads (0 = all cores)")

@@ -7,12 +7,12 @@ the name variants that dataset folders use.
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 __all__ = ["Expression", "FER2013_LABELS", "FERPLUS_LABELS", "canonical_label"]
 
 
-class Expression(str, Enum):
+class Expression(StrEnum):
     """The seven FER2013 expressions (value = the label string used in JSON)."""
 
     ANGRY = "angry"

@@ -170,7 +170,7 @@ class Pipeline:
         dets = self.detect(frame)
         t1 = time.perf_counter()
         ih, iw = self.classifier.input_size
-        crops = align_faces(frame, dets, size=ih) if dets else np.zeros((0, ih, iw), np.uint8)
+        crops = align_faces(frame, dets, size=ih, detector=self.detector.name) if dets else np.zeros((0, ih, iw), np.uint8)
         t2 = time.perf_counter()
         out = self.classifier.classify(crops)
         t3 = time.perf_counter()

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Protocol, Self, runtime_checkable
+from typing import Protocol, Self, cast, runtime_checkable
 
 import cv2
 import numpy as np
@@ -87,15 +87,21 @@ class FaceDetector(Protocol):
 class DetectorOptions:
     """Options for :func:`emoar.detect.create_detector`, validated at creation.
 
-    ``None`` means "the backend's measured default" (see ``emoar.detect.registry``):
+    ``None`` means "the backend's measured default" (``emoar.detect.registry``). Faces found
+    on the shared photos (portrait, portrait_2, office_group: 8 faces of 16-25 px,
+    stage_group: 11 faces of ~35 px; no false positives) and time per 640x480 frame, one
+    thread, best of 30 (1 face / the 8-face office frame resized to 640x480):
 
-    ======  =========  ===============  =========================================
-    name    min_score  detect_max_side  measured on the shared photos (1 thread)
-    ======  =========  ===============  =========================================
-    yunet   0.6        320              1/1, 1/1, 8/8, 11/11; ~12 ms at 640x480
-    mtcnn   0.7        400              1/1, 1/1, 8/8, 11/11; ~70 ms at 640x480
-    haar    (unused)   320              1/1, 1/1, 0/8, 10/11; ~50 ms at 640x480
-    ======  =========  ===============  =========================================
+    ======  =========  ===============  =============  ===================
+    name    min_score  detect_max_side  faces found    ms at 640x480
+    ======  =========  ===============  =============  ===================
+    yunet   0.6        320              1, 1, 8, 11    10.5 / 17.8 [*]_
+    mtcnn   0.7        400              1, 1, 8, 11    25 / 59
+    haar    (unused)   320              1, 1, 0, 10    31 / 50
+    ======  =========  ===============  =============  ===================
+
+    .. [*] 10.5 / 10.5 ms with ``refine_landmarks=False``; the O-net refinement costs about
+       1 ms per face.
 
     Attributes:
         name: backend, one of :func:`emoar.detect.list_detectors` (case-insensitive).
@@ -138,7 +144,8 @@ class DetectorOptions:
         if self.min_score is not None and not (0.0 <= float(self.min_score) <= 1.0):
             raise ValueError(f"min_score must be in [0, 1] (or None for the default), got {self.min_score!r}")
         if self.detect_max_side is not None and (
-            isinstance(self.detect_max_side, bool) or int(self.detect_max_side) != self.detect_max_side
+            isinstance(self.detect_max_side, bool)
+            or int(self.detect_max_side) != self.detect_max_side
             or self.detect_max_side < 32
         ):
             raise ValueError(
@@ -149,7 +156,11 @@ class DetectorOptions:
             raise ValueError(f"min_face_px must be >= 0 pixels, got {self.min_face_px!r}")
         if not isinstance(self.refine_landmarks, bool):
             raise ValueError(f"refine_landmarks must be True or False, got {self.refine_landmarks!r}")
-        if isinstance(self.num_threads, bool) or int(self.num_threads) != self.num_threads or self.num_threads < 1:
+        if (
+            isinstance(self.num_threads, bool)
+            or int(self.num_threads) != self.num_threads
+            or self.num_threads < 1
+        ):
             raise ValueError(f"num_threads must be an integer >= 1, got {self.num_threads!r}")
 
 
@@ -207,11 +218,12 @@ def as_bgr_uint8(image: npt.NDArray[np.generic]) -> npt.NDArray[np.uint8]:
         img = np.clip(img, 0, 255).astype(np.uint8)
     else:
         raise ValueError(f"Unsupported image dtype {img.dtype}; expected uint8, uint16 or float")
-    if img.ndim == 2 or img.shape[2] == 1:
-        return cv2.cvtColor(np.ascontiguousarray(img.reshape(img.shape[:2])), cv2.COLOR_GRAY2BGR)
-    if img.shape[2] == 4:
-        return cv2.cvtColor(np.ascontiguousarray(img), cv2.COLOR_BGRA2BGR)
-    return np.ascontiguousarray(img)
+    u8: npt.NDArray[np.uint8] = np.ascontiguousarray(img, dtype=np.uint8)
+    if u8.ndim == 2 or u8.shape[2] == 1:
+        return cast(npt.NDArray[np.uint8], cv2.cvtColor(u8.reshape(u8.shape[:2]), cv2.COLOR_GRAY2BGR))
+    if u8.shape[2] == 4:
+        return cast(npt.NDArray[np.uint8], cv2.cvtColor(u8, cv2.COLOR_BGRA2BGR))
+    return u8
 
 
 class BaseDetector:
@@ -272,11 +284,11 @@ class BaseDetector:
         h, w = img.shape[:2]
         max_side = int(self.options.detect_max_side or max(h, w))
         scale = min(1.0, max_side / max(h, w))
+        small = img
+        sw, sh = w, h
         if scale < 1.0:
             sw, sh = max(1, round(w * scale)), max(1, round(h * scale))
-            small = cv2.resize(img, (sw, sh), interpolation=cv2.INTER_AREA)
-        else:
-            sw, sh, small = w, h, img
+            small = cast(npt.NDArray[np.uint8], cv2.resize(img, (sw, sh), interpolation=cv2.INTER_AREA))
         sx, sy = sw / w, sh / h
         raw = self._detect_raw(small, min(sx, sy))
         dets = self._to_detections(raw, sx, sy, w, h)

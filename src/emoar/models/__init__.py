@@ -83,6 +83,11 @@ def resolve_model(name_or_path: str | None = None, *, verify: bool = True) -> Pa
         UnknownModelError: neither a shipped name nor an existing file.
     """
     name = name_or_path or "default"
+    p = Path(name).expanduser()
+    if p.suffix == ".onnx" or "/" in name or "\\" in name:
+        if not p.is_file():
+            raise UnknownModelError(f"Model file not found: {p}")
+        return p
     if name == "default":
         name = default_model_name()
     for m in list_models():
@@ -92,10 +97,7 @@ def resolve_model(name_or_path: str | None = None, *, verify: bool = True) -> Pa
             if verify and _sha256(m.path) != m.sha256:
                 raise UnknownModelError(f"Shipped model {name!r} at {m.path} fails its sha256 check; reinstall emoar")
             return m.path
-    p = Path(name).expanduser()
-    if p.suffix == ".onnx" or p.exists() or "/" in name or "\\" in name:
-        if not p.is_file():
-            raise UnknownModelError(f"Model file not found: {p}")
+    if p.is_file():
         return p
     avail = ", ".join(m.name for m in list_models())
     raise UnknownModelError(f"Unknown model {name!r}; available: {avail} (or pass a path to an .onnx file)")

@@ -55,6 +55,7 @@ class TrainConfig:
     threads: int = 0  # CPU threads (0 = all cores); 1 is steadier when the CPU is shared
     limit: int = 0  # use only the first N training images (smoke tests / CI)
     teacher: str = ""  # checkpoint of a stronger model for knowledge distillation
+    init: str = ""  # start from these weights (fine-tuning); layers whose shapes differ are skipped
     kd_alpha: float = 0.5
     kd_temperature: float = 4.0
     augment: AugmentConfig = field(default_factory=AugmentConfig)
@@ -244,6 +245,12 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True, max_
     use_bf16 = cfg.bf16 and device.type == "cpu" and torch.backends.mkldnn.is_available()
     mem = torch.channels_last
     model = model.to(memory_format=mem)
+    if cfg.init and state is None:
+        src, _ = load_checkpoint(cfg.init)
+        own = model.state_dict()
+        take = {k: v for k, v in src.state_dict().items() if k in own and own[k].shape == v.shape}
+        model.load_state_dict(take, strict=False)
+        logger.info("Initialised %d/%d tensors from %s", len(take), len(own), cfg.init)
     ema = _Ema(model, cfg.ema_decay) if cfg.ema_decay > 0 else None
 
     teacher = None

