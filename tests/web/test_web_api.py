@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Callable
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -14,6 +15,8 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from web_helpers import assert_error
 
+import emoar.web
+from emoar import align
 from emoar.web.engine import Engine
 from emoar.web.schemas import AnalyzeOut, ModelsOut, VideoOut
 
@@ -43,6 +46,21 @@ def test_models_lists_the_served_models_with_preprocessing(client: TestClient, e
     assert body["alignment"]["size"] == 48 and len(body["alignment"]["template_48"]) == 5
     onnx = client.get(m["onnx_url"])
     assert onnx.status_code == 200 and onnx.content == engine.model(m["name"]).path.read_bytes()
+
+
+def test_models_serves_the_alignment_constants_of_emoar_align(client: TestClient) -> None:
+    """align.js takes every constant from here: they must be emoar.align's, not copies."""
+    a = client.get("/v1/models").json()["alignment"]
+    assert a["size"] == align.FER_SIZE
+    assert a["template_48"] == align.FER_TEMPLATE_48.tolist()
+    assert a["box_48"] == {k: list(v) for k, v in align.FER_BOX_48.items()}
+    assert a["fit_weights"] == align._FIT_WEIGHTS.tolist()
+    assert a["max_fit_residual"] == align.MAX_FIT_RESIDUAL
+    assert a["max_scale_ratio"] == align.MAX_SCALE_RATIO
+    assert a["max_supersample"] == align.MAX_SUPERSAMPLE
+    js = (Path(emoar.web.__file__).parent / "static" / "js" / "align.js").read_text()
+    for key in set(a) - {"landmarks"}:
+        assert f"alignment.{key}" in js, f"align.js does not use the served alignment.{key}"
 
 
 def test_analyze_real_face_returns_the_analyze_json(client: TestClient, portrait_jpg: bytes) -> None:

@@ -259,6 +259,148 @@ def test_js_alignment_and_classifier_match_python(
     assert abs(res["ood"] - float(out_py.ood_score[0])) < 0.1
 
 
+def _mirror_cases() -> list[dict[str, Any]]:
+    """Faces around every branch of align.alignment_matrix: good, noisy (residuals on both sides
+    of MAX_FIT_RESIDUAL), degenerate and boxless landmarks, boxes 0.3-2.5x the landmark scale,
+    each detector's framing and an unknown (MediaPipe) name, several crop sizes."""
+    from emoar.align import FER_TEMPLATE_48 as tpl
+
+    rng = np.random.default_rng(0)
+    cases = []
+    for i in range(240):
+        s, th = rng.uniform(0.5, 12), rng.normal(0, 0.4)
+        rot = np.array([[np.cos(th), np.sin(th)], [-np.sin(th), np.cos(th)]]) * s
+        lm = tpl @ rot + rng.uniform(0, 600, 2) + rng.normal(0, rng.choice([0.1, 2, 8, 20]), (5, 2)) * s / 4
+        if i % 37 == 0:
+            lm[:] = lm[0]
+        bw = 40 * s * rng.uniform(0.3, 2.5)
+        bh = bw * rng.uniform(0.9, 1.5)
+        c = lm.mean(0)
+        cases.append(
+            {
+                "box": [c[0] - bw / 2, c[1] - bh / 2, c[0] + bw / 2, c[1] + bh / 2],
+                "lm": None if i % 10 == 0 else lm.tolist(),
+                "size": (48, 64, 96)[i % 3],
+                "det": ("yunet", "mtcnn", "haar", "mediapipe_short")[i % 4],
+            }
+        )
+    return cases
+
+
+def test_js_alignment_matrix_mirrors_align_py(live_page: tuple[Any, PageLog]) -> None:
+    """align.js's alignmentMatrix is align.alignment_matrix (fit direction, thresholds, box
+    framing per detector, unknown names -> YuNet's), with the constants GET /v1/models serves.
+    4-point faces (MediaPipe face detection: mouth centre) are the same fit with the mouth corners
+    merged into their midpoint at their summed weight."""
+    from emoar import align
+    from emoar.types import Detection
+
+    page, _ = live_page
+    cases = _mirror_cases()
+    res = page.evaluate(
+        """async (cases) => {
+            const A = await import('/static/js/align.js');
+            const al = (await (await fetch('/v1/models')).json()).alignment;
+            const fin = (r) => Number.isFinite(r) ? r : null;
+            return cases.map((c) => {
+                const out = {m: A.alignmentMatrix(al, {box: c.box, landmarks: c.lm}, c.size, c.det)};
+                if (c.lm) {
+                    out.resid = fin(A.landmarkAlignmentMatrix(al, c.lm, c.size).resid);
+                    const mouth = [(c.lm[3][0] + c.lm[4][0]) / 2, (c.lm[3][1] + c.lm[4][1]) / 2];
+                    const lm4 = [c.lm[0], c.lm[1], c.lm[2], mouth];
+                    const r4 = A.landmarkAlignmentMatrix(al, lm4, c.size);
+                    out.m4 = r4.m; out.resid4 = fin(r4.resid);
+                }
+                return out;
+            });
+        }""",
+        cases,
+    )
+    branches = {"landmarks": 0, "residual": 0, "scale": 0, "no landmarks": 0}
+    for c, r in zip(cases, res, strict=True):
+        lm = None if c["lm"] is None else np.array(c["lm"])
+        det = Detection(box_xyxy=tuple(c["box"]), score=1.0, landmarks_xy=lm)
+        m_py = align.alignment_matrix(det, c["size"], detector=c["det"])
+        np.testing.assert_allclose(r["m"], m_py, rtol=1e-9, atol=1e-9, err_msg=str(c))
+        if lm is None:
+            branches["no landmarks"] += 1
+            continue
+        m_lm, resid = align.landmark_alignment_matrix(lm, c["size"])
+        assert (r["resid"] is None) == (not np.isfinite(resid)), c
+        if r["resid"] is not None:
+            assert abs(r["resid"] - resid) < 1e-9, c
+        if np.allclose(m_py, m_lm, rtol=1e-12, atol=1e-12):
+            branches["landmarks"] += 1
+        else:
+            branches["residual" if not resid <= align.MAX_FIT_RESIDUAL else "scale"] += 1
+        # The 4-point variant against the same least-squares fit done in numpy.
+        dst = align.fer_template(c["size"])
+        w = align._FIT_WEIGHTS
+        dst4 = np.vstack([dst[:3], dst[3:].mean(0)])
+        lm4 = np.vstack([lm[:3], lm[3:].mean(0)])
+        inv, r_src = align._fit_similarity(dst4, lm4, np.array([w[0], w[1], w[2], w[3] + w[4]]))
+        scale = float(np.hypot(inv[0, 0], inv[1, 0]))
+        if not (np.isfinite(r_src) and scale >= 1e-9):
+            assert r["m4"] is None and r["resid4"] is None, c
+            continue
+        m4 = np.linalg.inv(np.vstack([inv, (0.0, 0.0, 1.0)]))[:2]
+        np.testing.assert_allclose(r["m4"], m4, rtol=1e-9, atol=1e-9, err_msg=str(c))
+        eye = float(np.linalg.norm(dst[1] - dst[0]))
+        assert abs(r["resid4"] - r_src / scale / eye) < 1e-9, c
+    assert min(branches.values()) >= 5, branches
+    resids = [align.landmark_alignment_matrix(np.array(c["lm"]), 48)[1] for c in cases if c["lm"]]
+    assert any(0.30 < r <= align.MAX_FIT_RESIDUAL for r in resids), (
+        "no case between 0.30 (the draft's) and it"
+    )
+
+
+@pytest.mark.parametrize("detector", ["short", pytest.param("mesh", marks=pytest.mark.slow)])
+def test_on_device_mediapipe_faces_take_the_landmark_branch(
+    live_page: tuple[Any, PageLog], frame_640x480: np.ndarray, detector: str
+) -> None:
+    """MediaPipe's points (face detection: 4 with the mouth centre; face mesh: 5) fit the FER
+    template well, so on-device crops come from the landmark fit; its boxes only serve as the
+    scale sanity check, with YuNet's framing (MediaPipe has no FER_BOX_48 entry)."""
+    import cv2
+
+    page, _ = live_page
+    if not on_device_available(page):
+        pytest.skip("on-device mode unavailable: front-end packages not vendored (run scripts/setup.sh)")
+    png = base64.b64encode(cv2.imencode(".png", frame_640x480)[1].tobytes()).decode()
+    res = page.evaluate(
+        """async ([png, detector]) => {
+            const A = await import('/static/js/align.js');
+            const { OnDeviceEngine } = await import('/static/js/ondevice.js');
+            const catalog = await (await fetch('/v1/models')).json();
+            const al = catalog.alignment;
+            const img = new Image();
+            img.src = 'data:image/png;base64,' + png;
+            await img.decode();
+            const eng = await new OnDeviceEngine().init(catalog.models[0], al, detector);
+            const faces = (await eng.process(img, 0)).faces;
+            await eng.close();
+            return faces.map((f) => {
+                const face = {box: f.box_xyxy, landmarks: f.landmarks_xy};
+                const fit = A.landmarkAlignmentMatrix(al, face.landmarks, 48);
+                const box = A.boxAlignmentMatrix(al, face.box, 48, eng.alignDetector);
+                const det = fit.m[0][0] * fit.m[1][1] - fit.m[0][1] * fit.m[1][0];
+                return {n: face.landmarks.length, det: eng.alignDetector, known: eng.alignDetector in al.box_48,
+                        resid: fit.resid, m: A.alignmentMatrix(al, face, 48, eng.alignDetector), fit: fit.m,
+                        ratio: Math.sqrt(Math.abs(det)) / box[0][0],
+                        max_fit_residual: al.max_fit_residual, max_scale_ratio: al.max_scale_ratio};
+            });
+        }""",
+        [png, detector],
+    )
+    assert len(res) == 1, res
+    r = res[0]
+    assert r["n"] == (5 if detector == "mesh" else 4), r
+    assert r["det"] == f"mediapipe_{detector}" and not r["known"], r
+    assert r["resid"] < r["max_fit_residual"] / 3, r
+    assert 1 / r["max_scale_ratio"] < 0.8 < r["ratio"] < 1.25 < r["max_scale_ratio"], r
+    assert r["m"] == r["fit"], "the landmark branch must be taken"
+
+
 def test_upload_page_image(browser: Any, live_server: Any, photos_dir: Path) -> None:
     context = browser.new_context(viewport={"width": 1100, "height": 1000})
     page = context.new_page()

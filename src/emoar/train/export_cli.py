@@ -73,6 +73,10 @@ def run_export(checkpoint: str, *, fmt: str = "onnx", out: str | None = None, in
     splits = load_dataset(data)
     tr = splits["Training"]
     va = splits.get("PublicTest", tr)
+    limit = int(ck.get("config", {}).get("limit") or 0)
+    if limit:  # fit on the same slice the model was trained on
+        tr = tr.subset(np.arange(min(limit, len(tr))))
+        va = va.subset(np.arange(min(max(limit // 4, 64), len(va))))
     rng = np.random.default_rng(0)
     fit_idx = np.sort(rng.permutation(len(tr))[:20000])
     outp = Path(out or Path(checkpoint).with_suffix(".onnx"))

@@ -152,31 +152,40 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
+def alignment_constants() -> dict[str, Any]:
+    """Everything the browser's mirror of :mod:`emoar.align` (``static/js/align.js``) needs, read
+    from :mod:`emoar.align` itself so the two cannot drift apart: the FER crop template and
+    per-detector box framing (48x48 coordinates), the landmark fit weights, and the thresholds
+    (``max_fit_residual``, ``max_scale_ratio``) and supersampling limit of the warp."""
+    from emoar import align
+
+    return {
+        "size": align.FER_SIZE,
+        "template_48": align.FER_TEMPLATE_48.tolist(),
+        "box_48": {k: list(v) for k, v in align.FER_BOX_48.items()},
+        "landmarks": [
+            "left_eye_image",
+            "right_eye_image",
+            "nose_tip",
+            "mouth_left_image",
+            "mouth_right_image",
+        ],
+        "fit_weights": align._FIT_WEIGHTS.tolist(),  # private in align.py, but the fit needs them
+        "max_fit_residual": align.MAX_FIT_RESIDUAL,
+        "max_scale_ratio": align.MAX_SCALE_RATIO,
+        "max_supersample": align.MAX_SUPERSAMPLE,
+    }
+
+
 @router.get("/v1/models", response_model=schemas.ModelsOut, tags=["models"])
 async def models(engine: Engine = Depends(get_engine)) -> dict[str, Any]:  # noqa: B008
     """The models this server runs (default first), with their measured metrics and the
     preprocessing a browser needs to run them on-device (labels, input size, mean/std, OOD)."""
-    from emoar.align import FER_BOX_48, FER_SIZE, FER_TEMPLATE_48
-
     return {
         "default": engine.default_model,
         "models": [m.to_dict(default=(n == engine.default_model)) for n, m in engine.models.items()],
         "detector": engine.settings.detector,
-        "alignment": {
-            "size": FER_SIZE,
-            "template_48": FER_TEMPLATE_48.tolist(),
-            "box_48": {k: list(v) for k, v in FER_BOX_48.items()},
-            "landmarks": [
-                "left_eye_image",
-                "right_eye_image",
-                "nose_tip",
-                "mouth_left_image",
-                "mouth_right_image",
-            ],
-            "max_fit_residual": 0.30,
-            "max_scale_ratio": 2.0,
-            "max_supersample": 8,
-        },
+        "alignment": alignment_constants(),
     }
 
 

@@ -1,10 +1,26 @@
 // Face alignment and preprocessing in the browser: a mirror of emoar/align.py and
 // emoar/preprocess.py, so on-device mode feeds the ONNX classifier the same crops as the server.
 //
-// The constants (template, box framing, thresholds) are not hard-coded here: they come from
-// GET /v1/models ("alignment"), which reads them from emoar.align; mean/std/labels/OOD quantiles
-// come from the model's own metadata (the "models" entries). Coordinates follow align.py: crop
-// pixel centres at integers (cv2.warpAffine convention), landmarks are (x, y) points in pixels.
+// The constants (template, box framing, fit weights, thresholds, supersampling limit) are not
+// hard-coded here: they come from GET /v1/models ("alignment"), which reads them from
+// emoar.align; mean/std/labels/OOD quantiles come from the model's own metadata (the "models"
+// entries). Coordinates follow align.py: crop pixel centres at integers (cv2.warpAffine
+// convention), landmarks are (x, y) points in pixels, boxes are edges.
+//
+// Which branch of align.py applies to the browser's detectors (MediaPipe):
+// - Landmarks (the normal case): the similarity fit onto alignment.template_48
+//   (FER_TEMPLATE_48), fitted from the template to the landmarks and inverted, exactly as
+//   align.landmark_alignment_matrix. face_mesh gives all 5 points (eye centres from the eye
+//   corners, nose tip, mouth corners). face_detection has a mouth centre instead of the two
+//   corners: its 4th point is fitted to the template's mouth-corner midpoint with the two
+//   corners' summed weight (the 5-point objective without the unknown mouth width); the
+//   residual is the same weighted RMS, so the same max_fit_residual applies.
+// - Box framing (the fallback, and the reference scale of the max_scale_ratio check):
+//   alignment.box_48[detector]. MediaPipe's framing was never measured on FER2013, so
+//   box_48 has no entry for it and, like align.box_alignment_matrix for any unknown detector
+//   name, YuNet's framing is used. The caller passes its real detector name
+//   ("mediapipe_short", "mediapipe_full", "mediapipe_mesh"), so a measured entry served
+//   later would be picked up without changing this file.
 
 /** Template scaled to a size x size crop (align.fer_template). */
 export function ferTemplate(alignment, size) {
@@ -12,10 +28,16 @@ export function ferTemplate(alignment, size) {
   return alignment.template_48.map(([x, y]) => [(x + 0.5) * k - 0.5, (y + 0.5) * k - 0.5]);
 }
 
+/** align._check_size: an integer crop side of at least 8 pixels. */
+function checkSize(size) {
+  if (!Number.isInteger(size) || size < 8) throw new Error(`size must be an integer >= 8 pixels, got ${size}`);
+  return size;
+}
+
 /**
  * Weighted least-squares similarity (no reflection) mapping src points onto dst
  * (align._fit_similarity). Returns {m: [[a, -b, tx], [b, a, ty]], resid} with resid the
- * weighted RMS residual in dst units (Infinity when src has no spread).
+ * weighted RMS residual in dst units (m null and resid Infinity when src has no spread).
  */
 export function fitSimilarity(src, dst, weights) {
   const n = src.length;
@@ -49,14 +71,20 @@ export function fitSimilarity(src, dst, weights) {
   return { m: [[ar, -ai, bx], [ai, ar, by]], resid: Math.sqrt(r) };
 }
 
-/** Axis-aligned crop framing a detector box like FER2013 faces (align.box_alignment_matrix). */
+/**
+ * Axis-aligned crop framing a detector box like FER2013 faces (align.box_alignment_matrix).
+ * Unknown detector names (MediaPipe's included) use YuNet's framing, as in align.py.
+ */
 export function boxAlignmentMatrix(alignment, box, size, detector = "yunet") {
-  const [x1, y1, x2, y2] = box;
+  size = checkSize(size);
+  const [x1, y1, x2, y2] = box.map(Number);
   const w = x2 - x1, h = y2 - y1;
-  if (!(w > 0 && h > 0)) throw new Error(`Cannot align a face box with no area: ${box}`);
-  const [cx, cy, tw, th] = alignment.box_48[detector] || alignment.box_48.yunet;
+  if (!(Number.isFinite(w) && Number.isFinite(h) && w > 0 && h > 0)) {
+    throw new Error(`Cannot align a face box with no area: box_xyxy=${box}`);
+  }
+  const [cx, cy, tw, th] = Object.hasOwn(alignment.box_48, detector) ? alignment.box_48[detector] : alignment.box_48.yunet;
   const k = size / alignment.size;
-  const s = k / Math.max(w / tw, h / th);
+  const s = k / Math.max(w / tw, h / th);  // crop pixels per frame pixel
   const tx = k * cx - s * (x1 + x2) / 2 + (s - 1) * 0.5;
   const ty = k * cy - s * (y1 + y2) / 2 + (s - 1) * 0.5;
   return [[s, 0, tx], [0, s, ty]];
@@ -65,27 +93,52 @@ export function boxAlignmentMatrix(alignment, box, size, detector = "yunet") {
 function det2(m) { return m[0][0] * m[1][1] - m[0][1] * m[1][0]; }
 
 /**
- * Frame -> crop matrix for one face (align.alignment_matrix).
+ * Least-squares similarity taking the landmarks onto the FER template
+ * (align.landmark_alignment_matrix): fitted from the template to the landmarks (the template
+ * is exact, the landmarks are noisy; the other direction shrinks the scale), then inverted.
  *
- * face.landmarks: 5 points [image-left eye, image-right eye, nose tip, image-left mouth
- * corner, image-right mouth corner], or 4 points with the mouth centre last (MediaPipe face
- * detection has no mouth corners: the centre is fitted to the corners' midpoint, weight 2).
+ * @param landmarks 5 points in align.py order, or 4 with the mouth centre last (see the top).
+ * @returns {{m: number[][] | null, resid: number}} frame -> crop matrix and the weighted RMS
+ *   residual as a fraction of the template's eye distance (m null, resid Infinity when the
+ *   landmarks are degenerate or not 4/5 finite points).
+ */
+export function landmarkAlignmentMatrix(alignment, landmarks, size) {
+  size = checkSize(size);
+  const bad = { m: null, resid: Infinity };
+  const lm = landmarks;
+  if (!lm || (lm.length !== 5 && lm.length !== 4) || lm.some((p) => !Number.isFinite(p[0]) || !Number.isFinite(p[1]))) {
+    return bad;
+  }
+  const tpl = ferTemplate(alignment, size);
+  let dst = tpl, weights = alignment.fit_weights;
+  if (lm.length === 4) {
+    dst = [tpl[0], tpl[1], tpl[2], [(tpl[3][0] + tpl[4][0]) / 2, (tpl[3][1] + tpl[4][1]) / 2]];
+    weights = [weights[0], weights[1], weights[2], weights[3] + weights[4]];
+  }
+  // inv: template (crop pixels) -> landmarks (frame pixels); resid in frame pixels.
+  const { m: inv, resid } = fitSimilarity(dst, lm, weights);
+  if (!inv) return bad;
+  const scale = Math.hypot(inv[0][0], inv[1][0]);
+  if (!Number.isFinite(resid) || !(scale >= 1e-9)) return bad;
+  const eye = Math.hypot(tpl[1][0] - tpl[0][0], tpl[1][1] - tpl[0][1]);
+  return { m: invertAffine(inv), resid: resid / scale / eye };
+}
+
+/**
+ * Frame -> crop matrix for one face (align.alignment_matrix): the landmark fit when present
+ * and consistent (residual <= max_fit_residual, scale within max_scale_ratio of the box's),
+ * the box framing otherwise.
+ *
+ * @param face {box: [x1, y1, x2, y2], landmarks: 5 (or 4, see the top) points or null}
+ * @param detector name of the detector that produced face (chooses the box framing).
  */
 export function alignmentMatrix(alignment, face, size, detector = "yunet") {
   const boxM = boxAlignmentMatrix(alignment, face.box, size, detector);
-  const lm = face.landmarks;
-  if (!lm || (lm.length !== 5 && lm.length !== 4) || lm.some((p) => !Number.isFinite(p[0] + p[1]))) return boxM;
-  const tpl = ferTemplate(alignment, size);
-  let dst = tpl, weights = [1, 1, 1, 1, 1];
-  if (lm.length === 4) {
-    dst = [tpl[0], tpl[1], tpl[2], [(tpl[3][0] + tpl[4][0]) / 2, (tpl[3][1] + tpl[4][1]) / 2]];
-    weights = [1, 1, 1, 2];
-  }
-  const { m, resid } = fitSimilarity(lm, dst, weights);
-  const eye = Math.hypot(tpl[1][0] - tpl[0][0], tpl[1][1] - tpl[0][1]);
-  if (!m || !(resid / eye <= alignment.max_fit_residual)) return boxM;
+  if (!face.landmarks) return boxM;
+  const { m, resid } = landmarkAlignmentMatrix(alignment, face.landmarks, size);
+  if (!m || !Number.isFinite(resid) || resid > alignment.max_fit_residual) return boxM;
   const ratio = Math.sqrt(Math.abs(det2(m))) / boxM[0][0];
-  if (!(ratio >= 1 / alignment.max_scale_ratio && ratio <= alignment.max_scale_ratio)) return boxM;
+  if (!(1 / alignment.max_scale_ratio <= ratio && ratio <= alignment.max_scale_ratio)) return boxM;
   return m;
 }
 
@@ -99,12 +152,17 @@ export function invertAffine(m) {
 /**
  * Warp an RGBA frame to a size x size 8-bit gray crop (align._warp_gray): bilinear, border
  * replicated, and for faces bigger than the crop rendered f x larger then box-averaged
- * (f = floor(1 / scale), at most max_supersample), as OpenCV's warpAffine + INTER_AREA do.
+ * (f = floor(1 / scale), at most maxSupersample), as OpenCV's warpAffine + INTER_AREA do.
  *
  * @param {Uint8ClampedArray} rgba frame pixels (ImageData.data), width x height
+ * @param {number} maxSupersample GET /v1/models alignment.max_supersample (align.MAX_SUPERSAMPLE)
  * @returns {Uint8Array} size * size gray pixels, row-major
  */
-export function warpGray(rgba, width, height, m, size, maxSupersample = 8) {
+export function warpGray(rgba, width, height, m, size, maxSupersample) {
+  size = checkSize(size);
+  if (!Number.isInteger(maxSupersample) || maxSupersample < 1) {
+    throw new Error(`maxSupersample must be a positive integer (alignment.max_supersample), got ${maxSupersample}`);
+  }
   const scale = Math.sqrt(Math.abs(det2(m)));
   const f = scale > 0 ? Math.min(maxSupersample, Math.max(1, Math.floor(1 / scale))) : 1;
   // Big-image matrix: mf = m * f, translation + (f - 1) / 2; sample the frame at inv(mf)(u, v).

@@ -44,7 +44,11 @@ async function createOrtSession(model) {
   return { ort, session };
 }
 
-/** MediaPipe landmarks (normalised) -> our 5 (or 4) points in pixels, image-left first. */
+/**
+ * MediaPipe face_detection result -> {box, landmarks, score} in pixels. Its keypoints have a
+ * mouth centre, not corners: 4 points (eyes, nose tip, mouth centre), which align.js fits to the
+ * template's mouth-corner midpoint.
+ */
 function detectionToFace(det, W, H) {
   const bb = det.boundingBox;
   const box = [(bb.xCenter - bb.width / 2) * W, (bb.yCenter - bb.height / 2) * H,
@@ -125,6 +129,14 @@ export class OnDeviceEngine {
     this.reset();
   }
 
+  /**
+   * The detector name given to align.js: "mediapipe_short" | "mediapipe_full" | "mediapipe_mesh".
+   * Only the box framing depends on it (fallback crops and the scale sanity check); MediaPipe's
+   * framing is not measured in emoar.align.FER_BOX_48, so YuNet's applies, as align.py does for
+   * any unknown detector name. See the top of align.js.
+   */
+  get alignDetector() { return `mediapipe_${this.detectorName}`; }
+
   reset() { this.tracker.reset(); this.smoother.reset(); }
 
   /**
@@ -173,7 +185,7 @@ export class OnDeviceEngine {
     const n = dets.length, plane = ih * iw;
     const input = new Float32Array(n * plane);
     dets.forEach((d, i) => {
-      const m = alignmentMatrix(this.alignment, d, ih, "yunet");
+      const m = alignmentMatrix(this.alignment, d, ih, this.alignDetector);
       const gray = warpGray(img, W, H, m, ih, this.alignment.max_supersample);
       preprocessInto(input, i * plane, gray, this.model.mean, this.model.std);
     });
@@ -198,8 +210,8 @@ export class OnDeviceEngine {
     this.ctx.drawImage(source, 0, 0, W, H);
     const img = this.ctx.getImageData(0, 0, W, H).data;
     const [ih] = this.model.input_size;
-    return faces.map((d) => Array.from(warpGray(img, W, H, alignmentMatrix(this.alignment, d, ih, "yunet"), ih,
-                                                 this.alignment.max_supersample)));
+    return faces.map((d) => Array.from(warpGray(img, W, H, alignmentMatrix(this.alignment, d, ih, this.alignDetector),
+                                                 ih, this.alignment.max_supersample)));
   }
 
   async close() {
