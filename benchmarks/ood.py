@@ -34,11 +34,13 @@ def auroc(pos: np.ndarray, neg: np.ndarray) -> float:
     _, inv, counts = np.unique(s, return_inverse=True, return_counts=True)
     sums = np.bincount(inv, ranks)
     ranks = (sums / counts)[inv]
-    r_neg = ranks[len(pos):].sum()
+    r_neg = ranks[len(pos) :].sum()
     return float((r_neg - len(neg) * (len(neg) + 1) / 2) / (len(pos) * len(neg)))
 
 
-def _random_crops(img: np.ndarray, n: int, rng: np.random.Generator, avoid: list[tuple[float, ...]] | None = None) -> list[np.ndarray]:
+def _random_crops(
+    img: np.ndarray, n: int, rng: np.random.Generator, avoid: list[tuple[float, ...]] | None = None
+) -> list[np.ndarray]:
     import cv2
 
     from emoar.preprocess import to_gray
@@ -51,7 +53,9 @@ def _random_crops(img: np.ndarray, n: int, rng: np.random.Generator, avoid: list
         tries += 1
         s = int(rng.uniform(0.1, 0.5) * min(h, w))
         x, y = int(rng.integers(0, w - s)), int(rng.integers(0, h - s))
-        if avoid and any(x < b[2] + 5 and x + s > b[0] - 5 and y < b[3] + 5 and y + s > b[1] - 5 for b in avoid):
+        if avoid and any(
+            x < b[2] + 5 and x + s > b[0] - 5 and y < b[3] + 5 and y + s > b[1] - 5 for b in avoid
+        ):
             continue
         out.append(cv2.resize(g[y : y + s, x : x + s], (48, 48), interpolation=cv2.INTER_AREA))
     return out
@@ -80,18 +84,43 @@ def ood_sets(rng: np.random.Generator) -> dict[str, np.ndarray]:
                 img = cv2.imread(os.path.join(photos, f))
                 boxes = [tuple(x.box_xyxy) for x in det.detect(img)]
                 # skip generous regions around faces (hair, necks) too
-                grown = [(b[0] - (b[2] - b[0]), b[1] - (b[3] - b[1]), b[2] + (b[2] - b[0]), b[3] + 2 * (b[3] - b[1])) for b in boxes]
+                grown = [
+                    (
+                        b[0] - (b[2] - b[0]),
+                        b[1] - (b[3] - b[1]),
+                        b[2] + (b[2] - b[0]),
+                        b[3] + 2 * (b[3] - b[1]),
+                    )
+                    for b in boxes
+                ]
                 crops += _random_crops(img, 100, rng, grown)
     sets["photo background crops"] = np.stack(crops)
-    names = ["coffee", "chelsea", "rocket", "horse", "coins", "moon", "hubble_deep_field", "brick", "grass", "gravel",
-             "cell", "page", "text", "clock", "immunohistochemistry", "retina"]
+    names = [
+        "coffee",
+        "chelsea",
+        "rocket",
+        "horse",
+        "coins",
+        "moon",
+        "hubble_deep_field",
+        "brick",
+        "grass",
+        "gravel",
+        "cell",
+        "page",
+        "text",
+        "clock",
+        "immunohistochemistry",
+        "retina",
+    ]
     sk = []
     for n in names:
         sk += _random_crops(getattr(skd, n)(), 40, rng)
     sets["scikit-image objects/textures"] = np.stack(sk)
     lfw = skd.lfw_subset()  # 100 faces then 100 non-faces, 25x25 float
     sets["lfw_subset negatives"] = np.stack(
-        [cv2.resize((x * 255).astype(np.uint8), (48, 48), interpolation=cv2.INTER_CUBIC) for x in lfw[100:]])
+        [cv2.resize((x * 255).astype(np.uint8), (48, 48), interpolation=cv2.INTER_CUBIC) for x in lfw[100:]]
+    )
     return sets
 
 
@@ -110,14 +139,35 @@ def main() -> None:
     thr = clf.info.ood_threshold
     print(f"# OOD: model {a.model}, threshold {thr} (command: python benchmarks/ood.py --model {a.model})")
     print(f"# machine: {machine()}\n")
-    rows = [["FER2013 PrivateTest faces (in-distribution)", len(test), "-", f"{faces.uncertain.mean():.3f} flagged"]]
+    rows = [
+        [
+            "FER2013 PrivateTest faces (in-distribution)",
+            len(test),
+            "-",
+            f"{faces.uncertain.mean():.3f} flagged",
+        ]
+    ]
     all_neg = []
     for name, imgs in ood_sets(rng).items():
         out = clf.classify(imgs)
         all_neg.append(out.ood_score)
-        rows.append([name, len(imgs), f"{auroc(faces.ood_score, out.ood_score):.3f}", f"{out.uncertain.mean():.3f} caught"])
+        rows.append(
+            [
+                name,
+                len(imgs),
+                f"{auroc(faces.ood_score, out.ood_score):.3f}",
+                f"{out.uncertain.mean():.3f} caught",
+            ]
+        )
     neg = np.concatenate(all_neg)
-    rows.append(["all non-face sets", len(neg), f"{auroc(faces.ood_score, neg):.3f}", f"{(neg > thr).mean():.3f} caught"])
+    rows.append(
+        [
+            "all non-face sets",
+            len(neg),
+            f"{auroc(faces.ood_score, neg):.3f}",
+            f"{(neg > thr).mean():.3f} caught",
+        ]
+    )
     print(table(["set", "n", "AUROC vs faces", "at threshold"], rows))
     # risk-coverage: keep the most typical faces first
     order = np.argsort(faces.ood_score)

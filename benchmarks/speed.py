@@ -68,19 +68,50 @@ def main() -> None:
     from emoar.samples import make_demo_video, sample_face_box, sample_image
 
     with tempfile.TemporaryDirectory() as tmp:
-        clip = make_demo_video(os.path.join(tmp, "one_face.mp4"), images=[sample_image()],
-                               face_boxes=[sample_face_box()], seconds=a.frames / 15 + 1, fps=15).path
+        clip = make_demo_video(
+            os.path.join(tmp, "one_face.mp4"),
+            images=[sample_image()],
+            face_boxes=[sample_face_box()],
+            seconds=a.frames / 15 + 1,
+            fps=15,
+        ).path
         results = {t: run_one(t, a.frames, a.model, str(clip)) for t in (1, 2)}
     print(f"# emoar speed: 640x480 clip, one real face, {a.frames} frames, model {a.model}")
     print(f"# machine: {machine()}")
     print(f"# command: python benchmarks/speed.py --frames {a.frames} --model {a.model}\n")
     rows = []
     for t, r in results.items():
-        rows.append([t, f"{r['fps']:.1f}", f"{r['faces_per_frame']:.2f}", f"{r['detect_ms']:.2f}", f"{r['align_ms']:.2f}",
-                     f"{r['classify_ms']:.2f}", f"{r['track_ms']:.2f}", f"{r['render_ms']:.2f}",
-                     f"{r['classify_per_face_ms']:.2f}", f"{r['peak_rss_mb']:.0f}"])
-    print(table(["threads", "end-to-end fps", "faces/frame", "detect ms", "align ms", "classify ms", "track+smooth ms",
-                 "render ms", "classifier ms/face", "peak RSS MB"], rows))
+        rows.append(
+            [
+                t,
+                f"{r['fps']:.1f}",
+                f"{r['faces_per_frame']:.2f}",
+                f"{r['detect_ms']:.2f}",
+                f"{r['align_ms']:.2f}",
+                f"{r['classify_ms']:.2f}",
+                f"{r['track_ms']:.2f}",
+                f"{r['render_ms']:.2f}",
+                f"{r['classify_per_face_ms']:.2f}",
+                f"{r['peak_rss_mb']:.0f}",
+            ]
+        )
+    print(
+        table(
+            [
+                "threads",
+                "end-to-end fps",
+                "faces/frame",
+                "detect ms",
+                "align ms",
+                "classify ms",
+                "track+smooth ms",
+                "render ms",
+                "classifier ms/face",
+                "peak RSS MB",
+            ],
+            rows,
+        )
+    )
     if a.update_registry:
         import importlib.resources
 

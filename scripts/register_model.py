@@ -32,8 +32,13 @@ def main() -> None:
     reg_path = MODELS / "registry.json"
     reg = json.loads(reg_path.read_text()) if reg_path.is_file() else {"default": a.name, "models": []}
     old = next((m for m in reg["models"] if m["name"] == a.name), None)
-    entry = {"name": a.name, "file": dst.name, "sha256": sha, "description": a.description or (old or {}).get("description", ""),
-             "metrics": {}}  # stale metrics are dropped: the benchmarks re-measure them
+    entry = {
+        "name": a.name,
+        "file": dst.name,
+        "sha256": sha,
+        "description": a.description or (old or {}).get("description", ""),
+        "metrics": {},
+    }  # stale metrics are dropped: the benchmarks re-measure them
     reg["models"] = [m for m in reg["models"] if m["name"] != a.name] + [entry]
     if a.default or len(reg["models"]) == 1:
         reg["default"] = a.name

@@ -19,7 +19,9 @@ from emoar.train.nets import create_model, list_models  # noqa: E402
 
 
 def _emoar(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "emoar.cli", *args], capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "emoar.cli", *args], capture_output=True, text=True, timeout=600
+    )
 
 
 def test_fer_csv_splits_match_official_counts(fer_csv: Path) -> None:
@@ -87,8 +89,24 @@ def test_folder_layouts_and_errors(tmp_path: Path, fer_csv: Path) -> None:
 def test_train_export_evaluate_end_to_end(tmp_path: Path, fer_csv: Path) -> None:
     out = tmp_path / "run"
     # a 2-epoch run stopped by its time budget after epoch 1 ...
-    r = _emoar("-q", "train", "--data", str(fer_csv), "--epochs", "2", "--limit", "1024", "--out", str(out),
-               "--arch", "cnn_small", "--threads", "2", "--max-minutes", "0.001")
+    r = _emoar(
+        "-q",
+        "train",
+        "--data",
+        str(fer_csv),
+        "--epochs",
+        "2",
+        "--limit",
+        "1024",
+        "--out",
+        str(out),
+        "--arch",
+        "cnn_small",
+        "--threads",
+        "2",
+        "--max-minutes",
+        "0.001",
+    )
     assert r.returncode == 0, r.stderr
     assert (out / "last.pt").is_file() and (out / "best.pt").is_file()
     hist = json.loads((out / "history.json").read_text())
@@ -98,14 +116,22 @@ def test_train_export_evaluate_end_to_end(tmp_path: Path, fer_csv: Path) -> None
     assert r.returncode == 0, r.stderr
     assert [h["epoch"] for h in json.loads((out / "history.json").read_text())] == [1, 2]
 
-    r = _emoar("evaluate", "--data", str(fer_csv), "--model", str(out / "best.pt"), "--json",
-               "--plots", str(tmp_path / "plots"))
+    r = _emoar(
+        "evaluate",
+        "--data",
+        str(fer_csv),
+        "--model",
+        str(out / "best.pt"),
+        "--json",
+        "--plots",
+        str(tmp_path / "plots"),
+    )
     assert r.returncode == 0, r.stderr
     rep = json.loads(r.stdout)
     assert rep["n"] == 3589 and 0.0 <= rep["accuracy"] <= 1.0
     assert set(rep) >= {"n", "accuracy", "macro_f1", "per_class", "confusion", "labels"}
     assert np.asarray(rep["confusion"]).sum() == 3589
-    for png in ("confusion.png", "reliability.png", "training_curves.png"):
+    for png in ("confusion.png", "reliability.png", "training_curves.png", "gradcam.png"):
         assert (tmp_path / "plots" / png).stat().st_size > 1000
 
     onnx_path = tmp_path / "m.onnx"
@@ -120,7 +146,9 @@ def test_train_export_evaluate_end_to_end(tmp_path: Path, fer_csv: Path) -> None
 
     net, meta = load_checkpoint(out / "best.pt")
     faces = load_fer2013_csv(fer_csv)["PrivateTest"].images[:64]
-    ref = torch.softmax(torch.from_numpy(np.asarray(predict_logits(net, faces, meta["mean"], meta["std"]))), 1).numpy()
+    ref = torch.softmax(
+        torch.from_numpy(np.asarray(predict_logits(net, faces, meta["mean"], meta["std"]))), 1
+    ).numpy()
     np.testing.assert_allclose(clf.classify(faces).probs, ref, atol=1e-4)
 
     r = _emoar("evaluate", "--data", str(fer_csv), "--model", str(onnx_path), "--json")
@@ -131,7 +159,23 @@ def test_train_export_evaluate_end_to_end(tmp_path: Path, fer_csv: Path) -> None
 def test_train_bad_inputs(tmp_path: Path) -> None:
     r = _emoar("train", "--data", str(tmp_path / "nope.csv"), "--epochs", "1", "--out", str(tmp_path / "o"))
     assert r.returncode == 1 and "not found" in r.stderr
-    r = _emoar("train", "--data", str(tmp_path), "--epochs", "1", "--out", str(tmp_path / "o"), "--arch", "bogus")
+    r = _emoar(
+        "train", "--data", str(tmp_path), "--epochs", "1", "--out", str(tmp_path / "o"), "--arch", "bogus"
+    )
     assert r.returncode == 1
     r = _emoar("train", "--data", str(tmp_path), "--resume", "--out", str(tmp_path / "none"))
     assert r.returncode == 1 and "no checkpoint" in r.stderr
+
+
+def test_gradcam_highlights_where_the_evidence_is() -> None:
+    """A net that only sees the top-left quadrant: Grad-CAM must put its mass there."""
+    from emoar.train.gradcam import gradcam
+
+    torch.manual_seed(0)
+    net = create_model("cnn_small")
+    with torch.no_grad():
+        x = torch.zeros(2, 1, 48, 48)
+        x[:, :, :16, :16] = torch.randn(2, 1, 16, 16) * 3
+    cam = gradcam(net, x)
+    assert cam.shape == (2, 48, 48) and cam.min() >= 0 and cam.max() <= 1 + 1e-6
+    assert cam[:, :24, :24].sum() > cam[:, 24:, 24:].sum()

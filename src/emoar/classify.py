@@ -79,8 +79,9 @@ def _parse_info(path: Path, meta: dict[str, str]) -> ModelInfo:
         raise ModelMetadataError(f"{path}: metadata 'emoar.labels' must be a non-empty list of names")
     if std <= 0 or h <= 0 or w <= 0:
         raise ModelMetadataError(f"{path}: invalid input size or std in metadata")
-    return ModelInfo(path, meta.get("emoar.name", path.stem), labels, (h, w), mean, std, quant, thr,
-                     metrics, dict(meta))
+    return ModelInfo(
+        path, meta.get("emoar.name", path.stem), labels, (h, w), mean, std, quant, thr, metrics, dict(meta)
+    )
 
 
 def read_model_info(path: str | os.PathLike[str]) -> ModelInfo:
@@ -125,8 +126,9 @@ class ExpressionClassifier:
         >>> out = clf.classify(crops)                        # (N, 48, 48) uint8
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, num_threads: int = 1,
-                 ood_threshold: float | None = None) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], *, num_threads: int = 1, ood_threshold: float | None = None
+    ) -> None:
         """Load the model.
 
         Args:
@@ -190,7 +192,9 @@ class ExpressionClassifier:
         if x.ndim == 2:
             x = x[None]
         if x.ndim != 3 or tuple(x.shape[1:]) != self.input_size:
-            raise ValueError(f"crops must be (N, {self.input_size[0]}, {self.input_size[1]}) uint8, got {x.shape}")
+            raise ValueError(
+                f"crops must be (N, {self.input_size[0]}, {self.input_size[1]}) uint8, got {x.shape}"
+            )
         n = x.shape[0]
         c = len(self.labels)
         if n == 0:

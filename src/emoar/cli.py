@@ -60,10 +60,16 @@ def _load_pipeline(args: argparse.Namespace) -> Any:
 
 
 def _add_pipeline_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", default="default", help="shipped model name (see 'emoar models') or path to an .onnx file")
+    p.add_argument(
+        "--model", default="default", help="shipped model name (see 'emoar models') or path to an .onnx file"
+    )
     p.add_argument("--detector", default="yunet", help="face detector: yunet (default), mtcnn, haar")
-    p.add_argument("--threads", type=int, default=1, help="CPU threads for detector and classifier (default 1)")
-    p.add_argument("--ood-threshold", type=float, default=None, help="override the model's 'uncertain' threshold (0-1)")
+    p.add_argument(
+        "--threads", type=int, default=1, help="CPU threads for detector and classifier (default 1)"
+    )
+    p.add_argument(
+        "--ood-threshold", type=float, default=None, help="override the model's 'uncertain' threshold (0-1)"
+    )
     p.add_argument("--style", choices=["full", "minimal", "emoji"], default=None, help="overlay style")
     p.add_argument("--no-quote", action="store_true", help="do not draw quote bubbles")
     p.add_argument("--no-bars", action="store_true", help="do not draw probability bars")
@@ -104,10 +110,14 @@ def cmd_analyze(args: argparse.Namespace) -> int:
                 cv2.imwrite(str(out_dir / f"{stem}_emoar.jpg"), annotated, [cv2.IMWRITE_JPEG_QUALITY, 92])
                 (out_dir / f"{stem}.json").write_text(json.dumps(d, indent=1))
             if not args.json:
-                faces = ", ".join(
-                    f"#{i + 1} {'uncertain' if f['uncertain'] else f['expression']} "
-                    f"({max(f['probs'].values()):.0%})" for i, f in enumerate(d["faces"])
-                ) or "no face found"
+                faces = (
+                    ", ".join(
+                        f"#{i + 1} {'uncertain' if f['uncertain'] else f['expression']} "
+                        f"({max(f['probs'].values()):.0%})"
+                        for i, f in enumerate(d["faces"])
+                    )
+                    or "no face found"
+                )
                 print(f"{path}: {len(d['faces'])} face(s): {faces}")
     if args.json:
         print(json.dumps(results[0] if len(args.images) == 1 and results else results, indent=1))
@@ -116,11 +126,9 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-_CSV_COLUMNS = ["frame", "timestamp_ms", "track_id", "x1", "y1", "x2", "y2", "score", "expression", "uncertain"]
-
-
 def cmd_video(args: argparse.Namespace) -> int:
     from emoar.io import VideoOpenError, VideoSink, VideoSource
+    from emoar.types import csv_header
 
     out = args.out
     if not (args.out or args.csv or args.json or args.plot):
@@ -140,7 +148,7 @@ def cmd_video(args: argparse.Namespace) -> int:
         json_f = open(args.json, "w") if args.json else None  # noqa: SIM115
         writer = csv.writer(csv_f) if csv_f else None
         if writer:
-            writer.writerow(_CSV_COLUMNS + [f"p_{n}" for n in labels])
+            writer.writerow(csv_header(labels))
         bar = _progress(src.frame_count or None, Path(args.input).name, not args.quiet)
         try:
             for idx, ts, frame in src:
@@ -148,15 +156,24 @@ def cmd_video(args: argparse.Namespace) -> int:
                 n_frames += 1
                 if sink is not None:
                     sink.write(pipe.render(frame, res, stream=stream))
+                if writer:
+                    writer.writerows(res.csv_rows(labels))
                 for f in res.faces:
-                    if writer:
-                        writer.writerow([idx, round(ts, 1), f.track_id, *(round(v, 1) for v in f.box_xyxy), round(f.score, 4),
-                                         f.expression, int(f.uncertain), *(round(f.probs[n], 4) for n in labels)])
                     if f.track_id is not None:
                         tracks.setdefault(f.track_id, []).append((ts / 1000.0, [f.probs[n] for n in labels]))
                 if json_f:
-                    json_f.write(json.dumps({"frame": idx, "timestamp_ms": round(ts, 1), "width": res.width,
-                                             "height": res.height, "faces": [f.to_dict() for f in res.faces]}) + "\n")
+                    json_f.write(
+                        json.dumps(
+                            {
+                                "frame": idx,
+                                "timestamp_ms": round(ts, 1),
+                                "width": res.width,
+                                "height": res.height,
+                                "faces": [f.to_dict() for f in res.faces],
+                            }
+                        )
+                        + "\n"
+                    )
                 bar.update(1)
         finally:
             bar.close()
@@ -170,12 +187,17 @@ def cmd_video(args: argparse.Namespace) -> int:
         raise CliError(f"{args.input}: no frames could be read")
     if args.plot:
         _plot_tracks(tracks, labels, args.plot)
-    print(f"{args.input}: {n_frames} frames, {len(tracks)} track(s)" + (f"; annotated video -> {out}" if out else ""),
-          file=sys.stderr)
+    print(
+        f"{args.input}: {n_frames} frames, {len(tracks)} track(s)"
+        + (f"; annotated video -> {out}" if out else ""),
+        file=sys.stderr,
+    )
     return 0
 
 
-def _plot_tracks(tracks: dict[int, list[tuple[float, list[float]]]], labels: Sequence[str], path: str) -> None:
+def _plot_tracks(
+    tracks: dict[int, list[tuple[float, list[float]]]], labels: Sequence[str], path: str
+) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -185,7 +207,9 @@ def _plot_tracks(tracks: dict[int, list[tuple[float, list[float]]]], labels: Seq
     from emoar.plots import EXPRESSION_COLORS
 
     ids = sorted(tracks, key=lambda k: -len(tracks[k]))[:8] or []
-    fig, axes = plt.subplots(max(1, len(ids)), 1, figsize=(10, 2.2 * max(1, len(ids))), dpi=110, squeeze=False)
+    fig, axes = plt.subplots(
+        max(1, len(ids)), 1, figsize=(10, 2.2 * max(1, len(ids))), dpi=110, squeeze=False
+    )
     for ax, tid in zip(axes[:, 0], ids, strict=False):
         t = np.array([x[0] for x in tracks[tid]])
         p = np.array([x[1] for x in tracks[tid]])
@@ -208,12 +232,16 @@ def cmd_webcam(args: argparse.Namespace) -> int:
     try:
         src = VideoSource(int(args.camera) if str(args.camera).isdigit() else args.camera)
     except VideoOpenError as e:
-        raise CliError(f"{e}. Use 'emoar video FILE' for a recorded clip, or 'emoar serve' for the browser page.") from e
+        raise CliError(
+            f"{e}. Use 'emoar video FILE' for a recorded clip, or 'emoar serve' for the browser page."
+        ) from e
     display = _open_display()
     if display is None and not args.out:
         src.close()
-        raise CliError("No display to show the live window (headless session or no GUI toolkit); "
-                       "pass --out FILE.mp4 to record the annotated stream, or run 'emoar serve' and open the page")
+        raise CliError(
+            "No display to show the live window (headless session or no GUI toolkit); "
+            "pass --out FILE.mp4 to record the annotated stream, or run 'emoar serve' and open the page"
+        )
     pipe = _load_pipeline(args)
     sink = VideoSink(args.out, fps=src.fps or 15, resolution_wh=src.resolution_wh) if args.out else None
     with pipe, src:
@@ -238,7 +266,9 @@ def cmd_webcam(args: argparse.Namespace) -> int:
 
 def _open_display() -> Any:
     """A callable showing a BGR frame in a window (False when closed), or None if impossible."""
-    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+    if sys.platform.startswith("linux") and not (
+        os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
+    ):
         return None
     import cv2
 
@@ -247,6 +277,7 @@ def _open_display() -> Any:
     except cv2.error:
         pass
     else:
+
         def show_cv(img: Any) -> bool:
             cv2.imshow("emoar", img)
             return (cv2.waitKey(1) & 0xFF) not in (27, ord("q"))
@@ -286,9 +317,18 @@ def cmd_models(args: argparse.Namespace) -> int:
     rows = []
     for m in list_models():
         info = read_model_info(m.path)
-        rows.append({"name": m.name, "default": m.name == default_model_name(), "file": m.file,
-                     "size_mb": round(m.path.stat().st_size / 1e6, 2), "labels": list(info.labels),
-                     "input_size": list(info.input_size), "description": m.description, "metrics": m.metrics})
+        rows.append(
+            {
+                "name": m.name,
+                "default": m.name == default_model_name(),
+                "file": m.file,
+                "size_mb": round(m.path.stat().st_size / 1e6, 2),
+                "labels": list(info.labels),
+                "input_size": list(info.input_size),
+                "description": m.description,
+                "metrics": m.metrics,
+            }
+        )
     if args.json:
         print(json.dumps(rows, indent=1))
         return 0
@@ -300,10 +340,14 @@ def cmd_models(args: argparse.Namespace) -> int:
             v = mt.get(k)
             return format(v, spec) if isinstance(v, (int, float)) else "-"
 
-        print(f"{r['name'] + (' *' if r['default'] else ''):24} {fmt('privatetest_accuracy', '.3f'):>6} "
-              f"{fmt('privatetest_macro_f1', '.3f'):>6} {r['size_mb']:>6.2f} {fmt('latency_ms_1thread', '.2f'):>8}  {r['description']}")
-    print("* default. accuracy/macro-F1: FER2013 PrivateTest, measured by 'python benchmarks/accuracy.py'; "
-          "latency: 'python benchmarks/speed.py'")
+        print(
+            f"{r['name'] + (' *' if r['default'] else ''):24} {fmt('privatetest_accuracy', '.3f'):>6} "
+            f"{fmt('privatetest_macro_f1', '.3f'):>6} {r['size_mb']:>6.2f} {fmt('latency_ms_1thread', '.2f'):>8}  {r['description']}"
+        )
+    print(
+        "* default. accuracy/macro-F1: FER2013 PrivateTest, measured by 'python benchmarks/accuracy.py'; "
+        "latency: 'python benchmarks/speed.py'"
+    )
     return 0
 
 
@@ -318,8 +362,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rep))
         return 0
-    print(f"{args.split} ({rep['n']} faces), model {rep['model']}: accuracy {rep['accuracy']:.4f}, "
-          f"macro-F1 {rep['macro_f1']:.4f}, ECE {rep['ece']:.4f}")
+    print(
+        f"{args.split} ({rep['n']} faces), model {rep['model']}: accuracy {rep['accuracy']:.4f}, "
+        f"macro-F1 {rep['macro_f1']:.4f}, ECE {rep['ece']:.4f}"
+    )
     print(f"{'class':10} {'precision':>9} {'recall':>7} {'f1':>6} {'n':>6}")
     for name, r in rep["per_class"].items():
         print(f"{name:10} {r['precision']:9.3f} {r['recall']:7.3f} {r['f1']:6.3f} {r['n']:6d}")
@@ -336,10 +382,25 @@ def cmd_train(args: argparse.Namespace) -> int:
     except ImportError as e:
         raise CliError(f"training needs PyTorch: pip install 'emoar[train]' ({e})") from e
     cfg = TrainConfig(
-        data=args.data, out=args.out, arch=args.arch, epochs=args.epochs, batch_size=args.batch_size,
-        optimizer=args.optimizer, lr=args.lr, schedule=args.schedule, label_smoothing=args.label_smoothing,
-        balance=args.balance, soft_labels=args.soft_labels, patience=args.patience, seed=args.seed,
-        device=args.device, threads=args.threads, limit=args.limit, teacher=args.teacher or "", init=args.init or "", ema_decay=args.ema,
+        data=args.data,
+        out=args.out,
+        arch=args.arch,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        optimizer=args.optimizer,
+        lr=args.lr,
+        schedule=args.schedule,
+        label_smoothing=args.label_smoothing,
+        balance=args.balance,
+        soft_labels=args.soft_labels,
+        patience=args.patience,
+        seed=args.seed,
+        device=args.device,
+        threads=args.threads,
+        limit=args.limit,
+        teacher=args.teacher or "",
+        init=args.init or "",
+        ema_decay=args.ema,
         augment=AugmentConfig(mix=args.mix),
     )
     try:
@@ -356,7 +417,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     except ImportError as e:
         raise CliError(f"export needs PyTorch and onnx: pip install 'emoar[train]' ({e})") from e
     try:
-        path = run_export(args.checkpoint, fmt=args.format, out=args.out, int8=args.int8, data=args.data, name=args.name)
+        path = run_export(
+            args.checkpoint, fmt=args.format, out=args.out, int8=args.int8, data=args.data, name=args.name
+        )
     except ValueError as e:
         raise CliError(str(e)) from e
     print(path)
@@ -382,7 +445,9 @@ def build_parser() -> argparse.ArgumentParser:
     """The argparse parser (also used to document the CLI)."""
     from emoar import __version__
 
-    p = argparse.ArgumentParser(prog="emoar", description="Facial expression recognition with AR overlays, offline.")
+    p = argparse.ArgumentParser(
+        prog="emoar", description="Facial expression recognition with AR overlays, offline."
+    )
     p.add_argument("--version", action="version", version=f"emoar {__version__}")
     p.add_argument("-v", "--verbose", action="store_true", help="log progress details")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
@@ -390,14 +455,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     a = sub.add_parser("analyze", help="faces and expressions in images")
     a.add_argument("images", nargs="+", metavar="IMAGE")
-    a.add_argument("--json", action="store_true", help="print JSON (one object per image; a list when several)")
+    a.add_argument(
+        "--json", action="store_true", help="print JSON (one object per image; a list when several)"
+    )
     a.add_argument("--out", metavar="DIR", help="write annotated images and per-image JSON here")
     _add_pipeline_args(a)
     a.set_defaults(func=cmd_analyze)
 
     v = sub.add_parser("video", help="annotate a video file; per-frame CSV/JSONL and a plot")
     v.add_argument("input", metavar="INPUT")
-    v.add_argument("--out", metavar="OUT.mp4", help="annotated video (default: INPUT_emoar.mp4 when no other output)")
+    v.add_argument(
+        "--out", metavar="OUT.mp4", help="annotated video (default: INPUT_emoar.mp4 when no other output)"
+    )
     v.add_argument("--csv", metavar="FRAMES.csv", help="one row per face per frame")
     v.add_argument("--json", metavar="FRAMES.jsonl", help="one JSON line per frame")
     v.add_argument("--plot", metavar="PLOT.png", help="expressions over time per track")
@@ -419,20 +488,37 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_serve)
 
     t = sub.add_parser("train", help="train a model (needs the 'train' extra)")
-    t.add_argument("--data", required=True, help="fer2013.csv(.gz), a train/+test/ folder, or <class>/ folders")
-    t.add_argument("--arch", default="resnet_fer", help="architecture (resnet_fer, resnet_fer_m, vgg_fer, mobilenetv2_fer, vit_tiny_fer, cnn_small)")
+    t.add_argument(
+        "--data", required=True, help="fer2013.csv(.gz), a train/+test/ folder, or <class>/ folders"
+    )
+    t.add_argument(
+        "--arch",
+        default="resnet_fer",
+        help="architecture (resnet_fer, resnet_fer_m, vgg_fer, mobilenetv2_fer, vit_tiny_fer, cnn_small)",
+    )
     t.add_argument("--epochs", type=int, default=30)
     t.add_argument("--out", default="runs/train", help="output folder (checkpoints, history)")
     t.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    t.add_argument("--resume", action="store_true", help="continue the run in OUT from OUT/last.pt (with its stored settings)")
-    t.add_argument("--max-minutes", type=float, default=0, help="stop cleanly after the epoch that exceeds this wall time")
+    t.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in OUT from OUT/last.pt (with its stored settings)",
+    )
+    t.add_argument(
+        "--max-minutes",
+        type=float,
+        default=0,
+        help="stop cleanly after the epoch that exceeds this wall time",
+    )
     t.add_argument("--batch-size", type=int, default=128)
     t.add_argument("--optimizer", default="adamw", choices=["adamw", "sgd"])
     t.add_argument("--lr", type=float, default=3e-3)
     t.add_argument("--schedule", default="onecycle", choices=["onecycle", "cosine", "step", "plateau"])
     t.add_argument("--label-smoothing", type=float, default=0.1)
     t.add_argument("--balance", default="none", choices=["none", "weighted", "sampler", "merge6"])
-    t.add_argument("--soft-labels", type=float, default=0.0, help="weight of FER+ vote distributions in the target (0-1)")
+    t.add_argument(
+        "--soft-labels", type=float, default=0.0, help="weight of FER+ vote distributions in the target (0-1)"
+    )
     t.add_argument("--mix", default="none", choices=["none", "mixup", "cutmix", "fmix"])
     t.add_argument("--ema", type=float, default=0.999, help="EMA decay of weights (0 = off)")
     t.add_argument("--patience", type=int, default=0, help="early stopping patience in epochs (0 = off)")
@@ -457,7 +543,9 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--format", default="onnx", choices=["onnx", "tflite"])
     x.add_argument("--int8", action="store_true", help="post-training static int8 quantization")
     x.add_argument("--out", help="output file")
-    x.add_argument("--data", help="training data to fit OOD statistics / calibrate (default: the checkpoint's)")
+    x.add_argument(
+        "--data", help="training data to fit OOD statistics / calibrate (default: the checkpoint's)"
+    )
     x.add_argument("--name", help="model name stored in the file")
     x.set_defaults(func=cmd_export)
 
@@ -471,8 +559,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``emoar`` command."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
     try:
         return int(args.func(args) or 0)
     except CliError as e:

@@ -20,7 +20,9 @@ __all__ = ["evaluate", "predict_probs"]
 logger = logging.getLogger(__name__)
 
 
-def predict_probs(model: str | None, images: np.ndarray, *, tta: bool = False, num_threads: int = 0) -> tuple[np.ndarray, tuple[str, ...], dict[str, Any]]:
+def predict_probs(
+    model: str | None, images: np.ndarray, *, tta: bool = False, num_threads: int = 0
+) -> tuple[np.ndarray, tuple[str, ...], dict[str, Any]]:
     """Probabilities (N, C) for (N, H, W) uint8 faces from an ONNX model or a .pt checkpoint.
 
     Returns:
@@ -55,8 +57,15 @@ def predict_probs(model: str | None, images: np.ndarray, *, tta: bool = False, n
     return probs, clf.labels, {"name": clf.info.name, "metrics": clf.info.metrics}
 
 
-def evaluate(data: str, *, split: str = "PrivateTest", model: str | None = None, tta: bool = False,
-             plots_dir: str | None = None, num_threads: int = 0) -> dict[str, Any]:
+def evaluate(
+    data: str,
+    *,
+    split: str = "PrivateTest",
+    model: str | None = None,
+    tta: bool = False,
+    plots_dir: str | None = None,
+    num_threads: int = 0,
+) -> dict[str, Any]:
     """Evaluate ``model`` on ``split`` of ``data`` and optionally write plots.
 
     Returns:
@@ -88,8 +97,12 @@ def evaluate(data: str, *, split: str = "PrivateTest", model: str | None = None,
 
         out = Path(plots_dir)
         out.mkdir(parents=True, exist_ok=True)
-        plot_confusion(rep["confusion"], labels, out / "confusion.png",
-                       f"{split}: accuracy {rep['accuracy']:.3f}, macro-F1 {rep['macro_f1']:.3f}")
+        plot_confusion(
+            rep["confusion"],
+            labels,
+            out / "confusion.png",
+            f"{split}: accuracy {rep['accuracy']:.3f}, macro-F1 {rep['macro_f1']:.3f}",
+        )
         mc, acc, cnt = reliability_bins(y, probs)
         plot_reliability(mc, acc, cnt, out / "reliability.png", rep["ece"])
         if info.get("history"):

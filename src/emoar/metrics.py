@@ -14,10 +14,14 @@ def confusion_matrix(y_true: npt.ArrayLike, y_pred: npt.ArrayLike, num_classes: 
     """(C, C) counts; rows = true class, columns = predicted class."""
     t = np.asarray(y_true, dtype=np.int64)
     p = np.asarray(y_pred, dtype=np.int64)
-    return np.bincount(t * num_classes + p, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
+    return np.bincount(t * num_classes + p, minlength=num_classes * num_classes).reshape(
+        num_classes, num_classes
+    )
 
 
-def classification_report(y_true: npt.ArrayLike, probs: npt.NDArray[np.floating[Any]], labels: tuple[str, ...] | list[str]) -> dict[str, Any]:
+def classification_report(
+    y_true: npt.ArrayLike, probs: npt.NDArray[np.floating[Any]], labels: tuple[str, ...] | list[str]
+) -> dict[str, Any]:
     """The ``emoar evaluate --json`` object of DESIGN.md.
 
     Args:
@@ -42,7 +46,12 @@ def classification_report(y_true: npt.ArrayLike, probs: npt.NDArray[np.floating[
         "macro_recall": float(rec[present].mean()) if present.any() else 0.0,
         "ece": expected_calibration_error(t, probs) if len(t) else 0.0,
         "per_class": {
-            name: {"precision": float(prec[i]), "recall": float(rec[i]), "f1": float(f1[i]), "n": int(cm[i].sum())}
+            name: {
+                "precision": float(prec[i]),
+                "recall": float(rec[i]),
+                "f1": float(f1[i]),
+                "n": int(cm[i].sum()),
+            }
             for i, name in enumerate(labels)
         },
         "confusion": cm.tolist(),
@@ -50,7 +59,9 @@ def classification_report(y_true: npt.ArrayLike, probs: npt.NDArray[np.floating[
     }
 
 
-def reliability_bins(y_true: npt.ArrayLike, probs: npt.NDArray[np.floating[Any]], n_bins: int = 15) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.int64]]:
+def reliability_bins(
+    y_true: npt.ArrayLike, probs: npt.NDArray[np.floating[Any]], n_bins: int = 15
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.int64]]:
     """Per confidence bin: mean confidence, accuracy and count (for reliability plots)."""
     t = np.asarray(y_true)
     p = np.asarray(probs)
@@ -64,7 +75,9 @@ def reliability_bins(y_true: npt.ArrayLike, probs: npt.NDArray[np.floating[Any]]
     return mc, acc, cnt
 
 
-def expected_calibration_error(y_true: npt.ArrayLike, probs: npt.NDArray[np.floating[Any]], n_bins: int = 15) -> float:
+def expected_calibration_error(
+    y_true: npt.ArrayLike, probs: npt.NDArray[np.floating[Any]], n_bins: int = 15
+) -> float:
     """ECE: count-weighted mean |accuracy - confidence| over confidence bins."""
     mc, acc, cnt = reliability_bins(y_true, probs, n_bins)
     return float((np.abs(acc - mc) * cnt).sum() / max(cnt.sum(), 1))

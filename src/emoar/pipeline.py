@@ -104,8 +104,9 @@ class Pipeline:
         from emoar.overlay import OverlayOptions, OverlayRenderer
 
         opts = options or PipelineOptions()
-        classifier = ExpressionClassifier(resolve_model(opts.model), num_threads=opts.num_threads,
-                                          ood_threshold=opts.ood_threshold)
+        classifier = ExpressionClassifier(
+            resolve_model(opts.model), num_threads=opts.num_threads, ood_threshold=opts.ood_threshold
+        )
         det_kw = {"num_threads": opts.num_threads, **opts.detector_options}
         detector = create_detector(DetectorOptions(name=opts.detector, **det_kw))
         renderer = OverlayRenderer(OverlayOptions(**opts.overlay_options))
@@ -148,8 +149,15 @@ class Pipeline:
             dets = sorted(dets, key=lambda d: d.width * d.height, reverse=True)[: self.options.max_faces]
         return dets
 
-    def process(self, frame: npt.NDArray[np.generic], *, stream: StreamState | None = None, frame_index: int = 0,
-                timestamp_ms: float = 0.0, image: str | None = None) -> FrameResult:
+    def process(
+        self,
+        frame: npt.NDArray[np.generic],
+        *,
+        stream: StreamState | None = None,
+        frame_index: int = 0,
+        timestamp_ms: float = 0.0,
+        image: str | None = None,
+    ) -> FrameResult:
         """Run every stage on one BGR frame.
 
         Args:
@@ -170,7 +178,11 @@ class Pipeline:
         dets = self.detect(frame)
         t1 = time.perf_counter()
         ih, iw = self.classifier.input_size
-        crops = align_faces(frame, dets, size=ih, detector=self.detector.name) if dets else np.zeros((0, ih, iw), np.uint8)
+        crops = (
+            align_faces(frame, dets, size=ih, detector=self.detector.name)
+            if dets
+            else np.zeros((0, ih, iw), np.uint8)
+        )
         t2 = time.perf_counter()
         out = self.classifier.classify(crops)
         t3 = time.perf_counter()
@@ -187,8 +199,9 @@ class Pipeline:
             top = [labels[int(k)] for k in stream.smoother.last_labels]
         elif stream is not None:
             stream.tracker.update(np.zeros((0, 4), np.float32), np.zeros(0, np.float32))
-            stream.smoother.update(np.zeros(0, np.int64), np.zeros((0, len(labels)), np.float32),
-                                   timestamp_ms=timestamp_ms)
+            stream.smoother.update(
+                np.zeros(0, np.int64), np.zeros((0, len(labels)), np.float32), timestamp_ms=timestamp_ms
+            )
         t4 = time.perf_counter()
         faces = tuple(
             FaceResult(
@@ -203,33 +216,29 @@ class Pipeline:
             )
             for i, d in enumerate(dets)
         )
-        speed = {"detect": (t1 - t0) * 1e3, "align": (t2 - t1) * 1e3, "classify": (t3 - t2) * 1e3,
-                 "track": (t4 - t3) * 1e3}
+        speed = {
+            "detect": (t1 - t0) * 1e3,
+            "align": (t2 - t1) * 1e3,
+            "classify": (t3 - t2) * 1e3,
+            "track": (t4 - t3) * 1e3,
+        }
         return FrameResult(faces, w, h, frame_index, float(timestamp_ms), image, speed)
 
-    def render(self, frame: npt.NDArray[np.generic], result: FrameResult, *, stream: StreamState | None = None) -> npt.NDArray[np.uint8]:
+    def render(
+        self, frame: npt.NDArray[np.generic], result: FrameResult, *, stream: StreamState | None = None
+    ) -> npt.NDArray[np.uint8]:
         """Draw the overlays for ``result`` on a copy of ``frame``."""
         t0 = time.perf_counter()
-        img = self.renderer.render(_as_bgr(frame), result.faces, quotes=stream.quotes if stream is not None else None)
+        img = self.renderer.render(
+            _as_bgr(frame), result.faces, quotes=stream.quotes if stream is not None else None
+        )
         result.speed_ms["render"] = (time.perf_counter() - t0) * 1e3
         out: npt.NDArray[np.uint8] = img
         return out
 
 
 def _as_bgr(frame: npt.NDArray[np.generic]) -> npt.NDArray[np.uint8]:
-    import cv2
+    from emoar.detect import as_bgr_uint8
 
-    a = np.asarray(frame)
-    if a.size == 0 or a.ndim < 2 or a.shape[0] == 0 or a.shape[1] == 0:
-        raise ValueError(f"Empty image (shape {a.shape})")
-    if a.dtype == np.uint16:
-        a = (a >> 8).astype(np.uint8)
-    elif a.dtype != np.uint8:
-        a = np.clip(a * (255.0 if a.dtype.kind == "f" and a.max() <= 1.0 else 1.0), 0, 255).astype(np.uint8)
-    if a.ndim == 2:
-        return cv2.cvtColor(a, cv2.COLOR_GRAY2BGR)
-    if a.shape[2] == 1:
-        return cv2.cvtColor(a[:, :, 0], cv2.COLOR_GRAY2BGR)
-    if a.shape[2] == 4:
-        return cv2.cvtColor(a, cv2.COLOR_BGRA2BGR)
-    return np.ascontiguousarray(a)
+    out: npt.NDArray[np.uint8] = as_bgr_uint8(frame)
+    return out

@@ -45,8 +45,15 @@ def plot_confusion(cm: npt.ArrayLike, labels: Sequence[str], path: str | Path, t
     ax.set_yticks(range(len(labels)), labels)
     for i in range(len(labels)):
         for j in range(len(labels)):
-            ax.text(j, i, f"{norm[i, j]:.2f}\n{int(m[i, j])}", ha="center", va="center", fontsize=7,
-                    color="white" if norm[i, j] > 0.5 else "black")
+            ax.text(
+                j,
+                i,
+                f"{norm[i, j]:.2f}\n{int(m[i, j])}",
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="white" if norm[i, j] > 0.5 else "black",
+            )
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(title or "Confusion matrix (row-normalised)")
@@ -58,7 +65,9 @@ def plot_confusion(cm: npt.ArrayLike, labels: Sequence[str], path: str | Path, t
     return p
 
 
-def plot_reliability(conf: npt.ArrayLike, acc: npt.ArrayLike, counts: npt.ArrayLike, path: str | Path, ece: float) -> Path:
+def plot_reliability(
+    conf: npt.ArrayLike, acc: npt.ArrayLike, counts: npt.ArrayLike, path: str | Path, ece: float
+) -> Path:
     """Reliability (calibration) diagram from per-bin mean confidence and accuracy."""
     plt = _plt()
     c, a, n = (np.asarray(v) for v in (conf, acc, counts))
@@ -99,15 +108,24 @@ def plot_training_curves(history: Sequence[dict[str, float]], path: str | Path) 
 
 
 def plot_timeline(
-    times_s: npt.ArrayLike, probs: npt.NDArray[np.floating[Any]], labels: Sequence[str], path: str | Path,
-    title: str = "", ax: Any = None,
+    times_s: npt.ArrayLike,
+    probs: npt.NDArray[np.floating[Any]],
+    labels: Sequence[str],
+    path: str | Path,
+    title: str = "",
+    ax: Any = None,
 ) -> Path:
     """Stacked area of expression probabilities over time for one track."""
     plt = _plt()
     t = np.asarray(times_s)
     fig, ax = plt.subplots(figsize=(10, 3), dpi=110)
-    ax.stackplot(t, np.asarray(probs).T, labels=list(labels),
-                 colors=[EXPRESSION_COLORS.get(n, "#333333") for n in labels], alpha=0.9)
+    ax.stackplot(
+        t,
+        np.asarray(probs).T,
+        labels=list(labels),
+        colors=[EXPRESSION_COLORS.get(n, "#333333") for n in labels],
+        alpha=0.9,
+    )
     ax.set_xlim(float(t.min()) if len(t) else 0, float(t.max()) if len(t) else 1)
     ax.set_ylim(0, 1)
     ax.set_xlabel("time (s)")

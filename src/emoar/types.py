@@ -9,7 +9,26 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["Detection", "FaceResult", "FrameResult"]
+__all__ = ["CSV_COLUMNS", "Detection", "FaceResult", "FrameResult", "csv_header"]
+
+#: Per-face CSV columns (``emoar video --csv``), followed by one ``p_<label>`` per model label.
+CSV_COLUMNS = (
+    "frame",
+    "timestamp_ms",
+    "track_id",
+    "x1",
+    "y1",
+    "x2",
+    "y2",
+    "score",
+    "expression",
+    "uncertain",
+)
+
+
+def csv_header(labels: tuple[str, ...] | list[str]) -> list[str]:
+    """The CSV header row for a model with ``labels``."""
+    return [*CSV_COLUMNS, *(f"p_{n}" for n in labels)]
 
 
 @dataclass(frozen=True)
@@ -97,6 +116,22 @@ class FrameResult:
     timestamp_ms: float = 0.0
     image: str | None = None
     speed_ms: dict[str, float] = field(default_factory=dict, compare=False)
+
+    def csv_rows(self, labels: tuple[str, ...] | list[str]) -> list[list[Any]]:
+        """One :func:`csv_header`-shaped row per face (probabilities in ``labels`` order)."""
+        return [
+            [
+                self.frame_index,
+                round(self.timestamp_ms, 1),
+                f.track_id,
+                *(round(float(v), 1) for v in f.box_xyxy),
+                round(f.score, 4),
+                f.expression,
+                int(f.uncertain),
+                *(round(f.probs[n], 4) for n in labels),
+            ]
+            for f in self.faces
+        ]
 
     def to_dict(self) -> dict[str, Any]:
         """The ``emoar analyze --json`` object of DESIGN.md."""

@@ -16,7 +16,9 @@ LABELS = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
 
 
 def emoar(*args: str, timeout: int = 300) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "emoar.cli", *args], capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "emoar.cli", *args], capture_output=True, text=True, timeout=timeout
+    )
 
 
 def _check_face_json(face: dict, width: int, height: int) -> None:
@@ -70,7 +72,9 @@ def test_analyze_bad_inputs_keep_going(photos_dir: Path, tmp_path: Path) -> None
     rgba = tmp_path / "rgba.png"
     cv2.imwrite(str(rgba), cv2.cvtColor(cv2.imread(str(photos_dir / "portrait_2.jpg")), cv2.COLOR_BGR2BGRA))
     huge = tmp_path / "huge.jpg"
-    cv2.imwrite(str(huge), cv2.resize(cv2.imread(str(photos_dir / "portrait.jpg")), None, fx=8, fy=8))  # 5448x3560
+    cv2.imwrite(
+        str(huge), cv2.resize(cv2.imread(str(photos_dir / "portrait.jpg")), None, fx=8, fy=8)
+    )  # 5448x3560
     missing = tmp_path / "missing.jpg"
     args = [text, empty, corrupt, missing, noface, gray16, rgba, huge, photos_dir / "portrait.jpg"]
     r = emoar("analyze", *map(str, args), "--json", "--out", str(tmp_path / "out"))
@@ -95,7 +99,18 @@ def test_video_real_faces_one_track_per_person(photos_dir: Path, tmp_path: Path)
     portraits = [cv2.imread(str(photos_dir / n)) for n in ("portrait.jpg", "portrait_2.jpg")]
     clip = make_demo_video(tmp_path / "two.mp4", images=portraits, seconds=3, fps=10).path
     out, csv_path, jsonl, plot = (tmp_path / n for n in ("out.mp4", "f.csv", "f.jsonl", "p.png"))
-    r = emoar("video", str(clip), "--out", str(out), "--csv", str(csv_path), "--json", str(jsonl), "--plot", str(plot))
+    r = emoar(
+        "video",
+        str(clip),
+        "--out",
+        str(out),
+        "--csv",
+        str(csv_path),
+        "--json",
+        str(jsonl),
+        "--plot",
+        str(plot),
+    )
     assert r.returncode == 0, r.stderr
     cap = cv2.VideoCapture(str(out))
     n = 0
@@ -103,8 +118,18 @@ def test_video_real_faces_one_track_per_person(photos_dir: Path, tmp_path: Path)
         n += 1
     assert n == 30 and cap.get(cv2.CAP_PROP_FRAME_WIDTH) == 640
     rows = list(csv.DictReader(csv_path.open()))
-    assert list(rows[0]) == ["frame", "timestamp_ms", "track_id", "x1", "y1", "x2", "y2", "score", "expression",
-                             "uncertain"] + [f"p_{x}" for x in LABELS]
+    assert list(rows[0]) == [
+        "frame",
+        "timestamp_ms",
+        "track_id",
+        "x1",
+        "y1",
+        "x2",
+        "y2",
+        "score",
+        "expression",
+        "uncertain",
+    ] + [f"p_{x}" for x in LABELS]
     # One track per person, stable for the whole clip. (portrait_2.jpg also shows a blurred
     # person at its edge, detected on some frames only: that face may get tracks of its own.)
     frames_per_track: dict[str, set[str]] = {}

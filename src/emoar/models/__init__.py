@@ -93,9 +93,13 @@ def resolve_model(name_or_path: str | None = None, *, verify: bool = True) -> Pa
     for m in list_models():
         if m.name == name:
             if not m.path.is_file():
-                raise UnknownModelError(f"Shipped model {name!r} is registered but its file {m.path} is missing; reinstall emoar")
+                raise UnknownModelError(
+                    f"Shipped model {name!r} is registered but its file {m.path} is missing; reinstall emoar"
+                )
             if verify and _sha256(m.path) != m.sha256:
-                raise UnknownModelError(f"Shipped model {name!r} at {m.path} fails its sha256 check; reinstall emoar")
+                raise UnknownModelError(
+                    f"Shipped model {name!r} at {m.path} fails its sha256 check; reinstall emoar"
+                )
             return m.path
     if p.is_file():
         return p

@@ -52,9 +52,7 @@ def augment_batch(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> 
         on = (rand(n) < cfg.affine_p).float()
         ang, sc, tx, ty = ang * on, 1 + (sc - 1) * on, tx * on, ty * on
         cos, sin = torch.cos(ang) / sc, torch.sin(ang) / sc
-        theta = torch.stack(
-            [torch.stack([cos, -sin, tx], 1), torch.stack([sin, cos, ty], 1)], 1
-        )
+        theta = torch.stack([torch.stack([cos, -sin, tx], 1), torch.stack([sin, cos, ty], 1)], 1)
         grid = F.affine_grid(theta, list(x.shape), align_corners=False)
         x = F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
     if cfg.brightness > 0 or cfg.contrast > 0:

@@ -27,7 +27,16 @@ SPLITS = ("Training", "PublicTest", "PrivateTest")
 _IMAGE_EXT = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
 # FER+ vote columns, in file order, mapped to our label names.
 _FERPLUS_COLUMNS = (
-    "neutral", "happy", "surprise", "sad", "angry", "disgust", "fear", "contempt", "unknown", "NF"
+    "neutral",
+    "happy",
+    "surprise",
+    "sad",
+    "angry",
+    "disgust",
+    "fear",
+    "contempt",
+    "unknown",
+    "NF",
 )
 
 
@@ -97,8 +106,7 @@ def _parse_fer_csv(path: Path) -> dict[str, npt.NDArray[np.generic]]:
         header = next(reader, None)
         if header is None or [h.strip() for h in header[:3]] != ["emotion", "pixels", "Usage"]:
             raise DatasetError(
-                f"{path}: expected the Kaggle FER2013 CSV header 'emotion,pixels,Usage', "
-                f"got {header!r}"
+                f"{path}: expected the Kaggle FER2013 CSV header 'emotion,pixels,Usage', got {header!r}"
             )
         for lineno, row in enumerate(reader, start=2):
             if len(row) < 3:
@@ -284,9 +292,7 @@ def load_folder(
         )
     if not images:
         raise DatasetError(f"{r}: class folders {seen} contain no readable .png/.jpg images")
-    return FaceDataset(
-        np.stack(images), np.array(labels, dtype=np.int64), label_names, source=str(r)
-    )
+    return FaceDataset(np.stack(images), np.array(labels, dtype=np.int64), label_names, source=str(r))
 
 
 def load_dataset(path: str | os.PathLike[str]) -> dict[str, FaceDataset]:

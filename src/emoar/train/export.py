@@ -42,8 +42,9 @@ DEFAULT_OOD_THRESHOLD = 0.95
 class OodStats:
     """Gaussian statistics of penultimate features (fitted on training faces)."""
 
-    def __init__(self, class_means: np.ndarray, precision: np.ndarray, bg_mean: np.ndarray,
-                 bg_precision: np.ndarray) -> None:
+    def __init__(
+        self, class_means: np.ndarray, precision: np.ndarray, bg_mean: np.ndarray, bg_precision: np.ndarray
+    ) -> None:
         self.class_means = class_means.astype(np.float32)
         self.precision = precision.astype(np.float32)
         self.bg_mean = bg_mean.astype(np.float32)
@@ -141,8 +142,14 @@ def export_onnx(
     tmp = outp.with_suffix(".tmp.onnx")
     batch = torch.export.Dim("batch", min=1, max=4096)
     prog = torch.onnx.export(
-        deployed, (dummy,), input_names=["input"], output_names=["probs", "rmd", "features"],
-        dynamic_shapes={"x": {0: batch}}, opset_version=opset, dynamo=True, external_data=False,
+        deployed,
+        (dummy,),
+        input_names=["input"],
+        output_names=["probs", "rmd", "features"],
+        dynamic_shapes={"x": {0: batch}},
+        opset_version=opset,
+        dynamo=True,
+        external_data=False,
         verbose=False,
     )
     assert prog is not None

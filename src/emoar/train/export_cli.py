@@ -15,8 +15,9 @@ __all__ = ["run_export", "quantize_int8"]
 logger = logging.getLogger(__name__)
 
 
-def quantize_int8(fp32_path: str | os.PathLike[str], out: str | os.PathLike[str], calib: np.ndarray,
-                  mean: float, std: float) -> Path:
+def quantize_int8(
+    fp32_path: str | os.PathLike[str], out: str | os.PathLike[str], calib: np.ndarray, mean: float, std: float
+) -> Path:
     """Post-training static int8 quantization (QDQ, per-channel) of the network's convolutions
     and linear layers, calibrated on real training faces; the OOD head stays in fp32."""
     import onnx
@@ -26,18 +27,32 @@ def quantize_int8(fp32_path: str | os.PathLike[str], out: str | os.PathLike[str]
 
     class _Reader(CalibrationDataReader):
         def __init__(self) -> None:
-            self._it = iter([{"input": preprocess(calib[i : i + 64], mean, std)} for i in range(0, len(calib), 64)])
+            self._it = iter(
+                [{"input": preprocess(calib[i : i + 64], mean, std)} for i in range(0, len(calib), 64)]
+            )
 
         def get_next(self) -> dict[str, np.ndarray] | None:
             return next(self._it, None)
 
     m = onnx.load(str(fp32_path))
     # Keep the Mahalanobis part (MatMuls on features) in float: quantize convs and the classifier.
-    keep_float = [n.name for n in m.graph.node if n.op_type in ("MatMul", "Sub", "Mul", "ReduceSum", "ReduceMin", "Softmax")]
+    keep_float = [
+        n.name
+        for n in m.graph.node
+        if n.op_type in ("MatMul", "Sub", "Mul", "ReduceSum", "ReduceMin", "Softmax")
+    ]
     outp = Path(out)
-    quantize_static(str(fp32_path), str(outp), _Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, op_types_to_quantize=["Conv", "Gemm"],
-                    nodes_to_exclude=keep_float)
+    quantize_static(
+        str(fp32_path),
+        str(outp),
+        _Reader(),
+        quant_format=QuantFormat.QDQ,
+        per_channel=True,
+        activation_type=QuantType.QUInt8,
+        weight_type=QuantType.QInt8,
+        op_types_to_quantize=["Conv", "Gemm"],
+        nodes_to_exclude=keep_float,
+    )
     q = onnx.load(str(outp))
     del q.metadata_props[:]
     for p in m.metadata_props:
@@ -49,8 +64,15 @@ def quantize_int8(fp32_path: str | os.PathLike[str], out: str | os.PathLike[str]
     return outp
 
 
-def run_export(checkpoint: str, *, fmt: str = "onnx", out: str | None = None, int8: bool = False,
-               data: str | None = None, name: str | None = None) -> Path:
+def run_export(
+    checkpoint: str,
+    *,
+    fmt: str = "onnx",
+    out: str | None = None,
+    int8: bool = False,
+    data: str | None = None,
+    name: str | None = None,
+) -> Path:
     """Export a checkpoint; returns the written file.
 
     Raises:
@@ -82,8 +104,15 @@ def run_export(checkpoint: str, *, fmt: str = "onnx", out: str | None = None, in
     outp = Path(out or Path(checkpoint).with_suffix(".onnx"))
     metrics = {"publictest_accuracy": meta.get("val_acc"), "epochs": meta.get("epoch")}
     fp32 = outp if not int8 else outp.with_name(outp.stem + ".fp32.onnx")
-    export_onnx(checkpoint, fp32, train_images=tr.images[fit_idx], train_labels=tr.labels[fit_idx],
-                calib_images=va.images, metrics=metrics, name=name or outp.stem)
+    export_onnx(
+        checkpoint,
+        fp32,
+        train_images=tr.images[fit_idx],
+        train_labels=tr.labels[fit_idx],
+        calib_images=va.images,
+        metrics=metrics,
+        name=name or outp.stem,
+    )
     if not int8:
         return fp32
     q = quantize_int8(fp32, outp, tr.images[fit_idx[:1024]], meta["mean"], meta["std"])

@@ -125,8 +125,15 @@ def _to_input(images_u8: np.ndarray, mean: float, std: float) -> torch.Tensor:
 
 @torch.no_grad()
 def predict_logits(
-    model: FerNet, images: np.ndarray, mean: float, std: float, *, tta: bool = False,
-    batch_size: int = 512, device: torch.device | None = None, features: bool = False,
+    model: FerNet,
+    images: np.ndarray,
+    mean: float,
+    std: float,
+    *,
+    tta: bool = False,
+    batch_size: int = 512,
+    device: torch.device | None = None,
+    features: bool = False,
 ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Logits (N, C) for uint8 (N, H, W) images; ``tta`` averages with the mirror image.
 
@@ -273,9 +280,13 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True, max_
 
     steps_per_epoch = max(1, len(tr) // cfg.batch_size)
     if cfg.optimizer == "adamw":
-        opt: torch.optim.Optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        opt: torch.optim.Optimizer = torch.optim.AdamW(
+            model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay
+        )
     elif cfg.optimizer == "sgd":
-        opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=0.9, nesterov=True, weight_decay=cfg.weight_decay)
+        opt = torch.optim.SGD(
+            model.parameters(), lr=cfg.lr, momentum=0.9, nesterov=True, weight_decay=cfg.weight_decay
+        )
     else:
         raise ValueError(f"Unknown optimizer {cfg.optimizer!r}; choose adamw or sgd")
     total = steps_per_epoch * cfg.epochs
@@ -287,7 +298,9 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True, max_
             opt, lambda s: min(1.0, (s + 1) / steps_per_epoch) * 0.5 * (1 + math.cos(math.pi * s / total))
         )
     elif cfg.schedule == "step":
-        sched = torch.optim.lr_scheduler.StepLR(opt, step_size=max(1, cfg.epochs // 3) * steps_per_epoch, gamma=0.1)
+        sched = torch.optim.lr_scheduler.StepLR(
+            opt, step_size=max(1, cfg.epochs // 3) * steps_per_epoch, gamma=0.1
+        )
     elif cfg.schedule == "plateau":
         sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="max", factor=0.5, patience=2)
     else:
@@ -302,7 +315,12 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True, max_
             ema.module.load_state_dict(state["ema"])
             ema.updates = state.get("ema_updates", 0)
         gen.set_state(state["rng"])
-        start_epoch, best_acc, history, stale = state["epoch"] + 1, state["best_acc"], state["history"], state.get("stale", 0)
+        start_epoch, best_acc, history, stale = (
+            state["epoch"] + 1,
+            state["best_acc"],
+            state["history"],
+            state.get("stale", 0),
+        )
 
     meta = {
         "arch": cfg.arch,
@@ -326,7 +344,11 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True, max_
         else:
             order = np.random.default_rng(cfg.seed + epoch).permutation(len(tr))
         batches = [order[i * cfg.batch_size : (i + 1) * cfg.batch_size] for i in range(steps_per_epoch)]
-        it = tqdm(batches, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False, disable=not progress) if progress else batches
+        it = (
+            tqdm(batches, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False, disable=not progress)
+            if progress
+            else batches
+        )
         run_loss, run_acc, seen = 0.0, 0.0, 0
         for idx in it:
             x = torch.from_numpy(tr.images[idx]).float().div_(255.0).unsqueeze(1)
@@ -346,7 +368,13 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True, max_
             loss = per.sum(1).mean()
             if tlog is not None:
                 t = cfg.kd_temperature
-                kd = F.kl_div(F.log_softmax(logits / t, 1), F.softmax(tlog.float() / t, 1), reduction="batchmean") * t * t
+                kd = (
+                    F.kl_div(
+                        F.log_softmax(logits / t, 1), F.softmax(tlog.float() / t, 1), reduction="batchmean"
+                    )
+                    * t
+                    * t
+                )
                 loss = (1 - cfg.kd_alpha) * loss + cfg.kd_alpha * kd
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -385,8 +413,15 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True, max_
             stale = 0
         else:
             stale += 1
-        logger.info("epoch %d/%d loss %.4f train_acc %.4f val_acc %.4f (%.0fs)", epoch + 1, cfg.epochs,
-                    rec["train_loss"], rec["train_acc"], val_acc, rec["seconds"])
+        logger.info(
+            "epoch %d/%d loss %.4f train_acc %.4f val_acc %.4f (%.0fs)",
+            epoch + 1,
+            cfg.epochs,
+            rec["train_loss"],
+            rec["train_acc"],
+            val_acc,
+            rec["seconds"],
+        )
         ck = {
             "meta": {**meta, "val_acc": val_acc, "epoch": epoch + 1},
             "model": model.state_dict(),
@@ -405,13 +440,25 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True, max_
         torch.save(ck, tmp)
         tmp.replace(last)
         if improved or math.isnan(val_acc):
-            torch.save({"meta": ck["meta"], "model": ck["model"], "ema": ck["ema"], "history": history,
-                        "config": ck["config"]}, out / "best.pt")
+            torch.save(
+                {
+                    "meta": ck["meta"],
+                    "model": ck["model"],
+                    "ema": ck["ema"],
+                    "history": history,
+                    "config": ck["config"],
+                },
+                out / "best.pt",
+            )
         (out / "history.json").write_text(json.dumps(history, indent=1))
         if cfg.patience and stale >= cfg.patience:
             logger.info("Early stopping: no PublicTest gain for %d epochs", stale)
             break
         if max_minutes and epoch + 1 < cfg.epochs and time.time() - started > max_minutes * 60:
-            logger.warning("Time budget of %.1f min reached after epoch %d; continue with --resume", max_minutes, epoch + 1)
+            logger.warning(
+                "Time budget of %.1f min reached after epoch %d; continue with --resume",
+                max_minutes,
+                epoch + 1,
+            )
             break
     return out / "best.pt"

@@ -80,8 +80,13 @@ class _Basic(nn.Module):
 class ResNetFer(FerNet):
     """ResNet-style net for 48x48: stem, 4 residual stages (strides 1,2,2,2), GAP."""
 
-    def __init__(self, num_classes: int = 7, widths: tuple[int, ...] = (32, 64, 128, 256),
-                 depths: tuple[int, ...] = (1, 1, 1, 1), drop: float = 0.3) -> None:
+    def __init__(
+        self,
+        num_classes: int = 7,
+        widths: tuple[int, ...] = (32, 64, 128, 256),
+        depths: tuple[int, ...] = (1, 1, 1, 1),
+        drop: float = 0.3,
+    ) -> None:
         super().__init__()
         self.stem = _conv_bn(1, widths[0], 3, 1)
         blocks: list[nn.Module] = []
@@ -138,8 +143,9 @@ def cnn_small(num_classes: int = 7, **kw: object) -> FerNet:
 class VggFer(FerNet):
     """VGG-style net for 48x48 (Khaireddin & Chen 2021 layout, narrower by default)."""
 
-    def __init__(self, num_classes: int = 7, widths: tuple[int, ...] = (64, 128, 256, 512),
-                 drop: float = 0.4) -> None:
+    def __init__(
+        self, num_classes: int = 7, widths: tuple[int, ...] = (64, 128, 256, 512), drop: float = 0.4
+    ) -> None:
         super().__init__()
         layers: list[nn.Module] = []
         cin = 1
@@ -208,14 +214,16 @@ def mobilenetv2_fer(num_classes: int = 7, **kw: object) -> FerNet:
 class ViTFer(FerNet):
     """ViT-tiny-style: conv stem to 6x6 tokens (stride 8), transformer encoder, CLS token."""
 
-    def __init__(self, num_classes: int = 7, dim: int = 192, depth: int = 6, heads: int = 3,
-                 drop: float = 0.1) -> None:
+    def __init__(
+        self, num_classes: int = 7, dim: int = 192, depth: int = 6, heads: int = 3, drop: float = 0.1
+    ) -> None:
         super().__init__()
         self.stem = nn.Sequential(_conv_bn(1, 32, 3, 2), _conv_bn(32, 64, 3, 2), nn.Conv2d(64, dim, 3, 2, 1))
         self.cls = nn.Parameter(torch.zeros(1, 1, dim))
         self.pos = nn.Parameter(torch.randn(1, 37, dim) * 0.02)
-        layer = nn.TransformerEncoderLayer(dim, heads, dim * 4, 0.0, activation="gelu",
-                                           batch_first=True, norm_first=True)
+        layer = nn.TransformerEncoderLayer(
+            dim, heads, dim * 4, 0.0, activation="gelu", batch_first=True, norm_first=True
+        )
         self.encoder = nn.TransformerEncoder(layer, depth, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(dim)
         self.feature_dim = dim

@@ -15,7 +15,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from emoar.io import ImageReadError, ImageTooLargeError, decode_image
-from emoar.types import FrameResult
+from emoar.types import FrameResult, csv_header
 from emoar.web import schemas
 from emoar.web.deps import get_engine, get_settings, rate_limit
 from emoar.web.engine import ClipTooLongError, Engine, UndecodableVideoError
@@ -31,25 +31,11 @@ from emoar.web.uploads import (
     sniff,
 )
 
-__all__ = ["CSV_COLUMNS", "router", "video_csv"]
+__all__ = ["router", "video_csv"]
 
 logger = logging.getLogger(__name__)
 
 router = APIRouter()
-
-#: Columns of the per-face CSV (``emoar video --csv``), before one ``p_<label>`` per label.
-CSV_COLUMNS = (
-    "frame",
-    "timestamp_ms",
-    "track_id",
-    "x1",
-    "y1",
-    "x2",
-    "y2",
-    "score",
-    "expression",
-    "uncertain",
-)
 
 # Room for the multipart boundaries and part headers on top of the file itself.
 _MULTIPART_SLACK = 16 * 1024
@@ -239,21 +225,9 @@ def video_csv(results: list[FrameResult], labels: tuple[str, ...]) -> str:
     """The per-face CSV of ``emoar video --csv`` (DESIGN.md columns) for analysed frames."""
     out = io.StringIO()
     w = csv.writer(out, lineterminator="\n")
-    w.writerow([*CSV_COLUMNS, *(f"p_{n}" for n in labels)])
+    w.writerow(csv_header(labels))
     for r in results:
-        for f in r.faces:
-            w.writerow(
-                [
-                    r.frame_index,
-                    round(r.timestamp_ms, 1),
-                    f.track_id,
-                    *(round(v, 1) for v in f.box_xyxy),
-                    round(f.score, 4),
-                    f.expression,
-                    int(f.uncertain),
-                    *(round(f.probs[n], 4) for n in labels),
-                ]
-            )
+        w.writerows(r.csv_rows(labels))
     return out.getvalue()
 
 
