@@ -3,4 +3,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+.venv/bin/ruff check src tests benchmarks scripts
+.venv/bin/mypy
 exec .venv/bin/python -m pytest -q "$@"

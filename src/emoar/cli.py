@@ -314,7 +314,7 @@ def cmd_models(args: argparse.Namespace) -> int:
     from emoar.classify import read_model_info
     from emoar.models import default_model_name, list_models
 
-    rows = []
+    rows: list[dict[str, Any]] = []
     for m in list_models():
         info = read_model_info(m.path)
         rows.append(
@@ -333,16 +333,15 @@ def cmd_models(args: argparse.Namespace) -> int:
         print(json.dumps(rows, indent=1))
         return 0
     print(f"{'name':24} {'acc':>6} {'mF1':>6} {'MB':>6} {'ms/face':>8}  description")
+    def fmt(metrics: dict[str, Any], k: str, spec: str) -> str:
+        v = metrics.get(k)
+        return format(v, spec) if isinstance(v, (int, float)) else "-"
+
     for r in rows:
-        mt = r["metrics"]
-
-        def fmt(k: str, spec: str, mt: dict[str, Any] = mt) -> str:
-            v = mt.get(k)
-            return format(v, spec) if isinstance(v, (int, float)) else "-"
-
+        mt: dict[str, Any] = r["metrics"]
         print(
-            f"{r['name'] + (' *' if r['default'] else ''):24} {fmt('privatetest_accuracy', '.3f'):>6} "
-            f"{fmt('privatetest_macro_f1', '.3f'):>6} {r['size_mb']:>6.2f} {fmt('latency_ms_1thread', '.2f'):>8}  {r['description']}"
+            f"{r['name'] + (' *' if r['default'] else ''):24} {fmt(mt, 'privatetest_accuracy', '.3f'):>6} "
+            f"{fmt(mt, 'privatetest_macro_f1', '.3f'):>6} {r['size_mb']:>6.2f} {fmt(mt, 'latency_ms_1thread', '.2f'):>8}  {r['description']}"
         )
     print(
         "* default. accuracy/macro-F1: FER2013 PrivateTest, measured by 'python benchmarks/accuracy.py'; "

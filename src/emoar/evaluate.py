@@ -47,9 +47,9 @@ def predict_probs(
         import cv2
 
         images = np.stack([cv2.resize(im, (w, h), interpolation=cv2.INTER_AREA) for im in images])
-    chunks = []
+    chunks: list[np.ndarray] = []
     for i in range(0, len(images), 512):
-        p = clf.classify(images[i : i + 512]).probs
+        p: np.ndarray = clf.classify(images[i : i + 512]).probs
         if tta:
             p = (p + clf.classify(np.ascontiguousarray(images[i : i + 512, :, ::-1])).probs) / 2
         chunks.append(p)

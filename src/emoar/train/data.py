@@ -162,7 +162,7 @@ def load_fer2013_csv(path: str | os.PathLike[str], *, use_cache: bool = True) ->
         if use_cache:
             cache.parent.mkdir(parents=True, exist_ok=True)
             tmp = cache.with_suffix(".tmp.npz")
-            np.savez(tmp, **arrays)
+            np.savez(tmp, **arrays)  # type: ignore[arg-type]
             tmp.replace(cache)
     votes = None
     for name in ("fer2013new.csv", "ferplus_fer2013new.csv"):
@@ -282,7 +282,7 @@ def load_folder(
                 continue
             if img.shape != (size, size):
                 img = cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA)
-            images.append(img)
+            images.append(np.asarray(img, dtype=np.uint8))
             labels.append(li)
     if not seen:
         raise DatasetError(

@@ -78,6 +78,11 @@ def fit_ood(feats: np.ndarray, labels: np.ndarray, num_classes: int) -> OodStats
 
 
 class _Deployed(nn.Module):
+    mu: torch.Tensor
+    prec: torch.Tensor
+    mu0: torch.Tensor
+    prec0: torch.Tensor
+
     def __init__(self, net: FerNet, ood: OodStats) -> None:
         super().__init__()
         self.net = net

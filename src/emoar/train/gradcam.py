@@ -30,7 +30,7 @@ def gradcam(model: nn.Module, x: torch.Tensor, target: torch.Tensor | None = Non
     acts: list[torch.Tensor] = []
     grads: list[torch.Tensor] = []
     h1 = layer.register_forward_hook(lambda m, i, o: acts.append(o))
-    h2 = layer.register_full_backward_hook(lambda m, gi, go: grads.append(go[0]))
+    h2 = layer.register_full_backward_hook(lambda m, gi, go: grads.append(go[0]))  # type: ignore[index]
     try:
         model.eval()
         x = x.clone().requires_grad_(True)

@@ -176,7 +176,7 @@ def load_checkpoint(path: str | os.PathLike[str], *, ema: bool = True) -> tuple[
         raise ValueError(f"{p}: not an emoar checkpoint (missing 'meta'/'model')")
     meta = ck["meta"]
     model = create_model(meta["arch"], num_classes=len(meta["labels"]))
-    state = ck.get("ema") if ema and ck.get("ema") is not None else ck["model"]
+    state: dict[str, Any] = ck["ema"] if ema and ck.get("ema") is not None else ck["model"]
     model.load_state_dict(state)
     model.eval()
     return model, meta
@@ -251,7 +251,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True, max_
     model = create_model(cfg.arch, num_classes=len(labels)).to(device)
     use_bf16 = cfg.bf16 and device.type == "cpu" and torch.backends.mkldnn.is_available()
     mem = torch.channels_last
-    model = model.to(memory_format=mem)
+    model = model.to(memory_format=mem)  # type: ignore[call-overload]
     if cfg.init and state is None:
         src, _ = load_checkpoint(cfg.init)
         own = model.state_dict()
@@ -265,7 +265,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True, max_
         teacher, tmeta = load_checkpoint(cfg.teacher)
         if tuple(tmeta["labels"]) != tuple(labels):
             raise ValueError(f"Teacher labels {tmeta['labels']} differ from {labels}")
-        teacher = teacher.to(device).to(memory_format=mem).eval()
+        teacher = teacher.to(device).to(memory_format=mem).eval()  # type: ignore[call-overload]
 
     counts = tr.class_counts().astype(np.float64)
     class_w = None

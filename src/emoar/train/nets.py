@@ -45,6 +45,8 @@ class FerNet(nn.Module):
 
     arch: str = ""
     feature_dim: int = 0
+    head: nn.Linear
+    drop: nn.Dropout
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError

@@ -319,7 +319,7 @@ class Engine:
         # OpenCV keeps no reference to the stream object: hold it for the capture's lifetime,
         # or FFmpeg reads freed memory (segfault).
         stream_buf = io.BytesIO(data)
-        cap = cv2.VideoCapture(stream_buf, cv2.CAP_FFMPEG, [])
+        cap = cv2.VideoCapture(stream_buf, cv2.CAP_FFMPEG, [])  # type: ignore[call-overload]
         try:
             if not cap.isOpened():
                 raise UndecodableVideoError(
