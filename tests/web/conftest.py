@@ -19,6 +19,7 @@ fastapi = pytest.importorskip("fastapi", reason="the web extra is not installed:
 
 from fastapi import FastAPI  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
+from web_helpers import letterbox_640x480  # noqa: E402
 
 from emoar.web.app import create_app  # noqa: E402
 from emoar.web.engine import Engine  # noqa: E402
@@ -78,14 +79,7 @@ def frame_640x480(photos_dir: Path) -> np.ndarray:
     """portrait.jpg letterboxed to 640x480 (BGR), like a webcam frame."""
     import cv2
 
-    img = cv2.imread(str(photos_dir / "portrait.jpg"))
-    h, w = img.shape[:2]
-    s = min(640 / w, 480 / h)
-    nw, nh = int(round(w * s)) & ~1, int(round(h * s)) & ~1
-    out = np.zeros((480, 640, 3), np.uint8)
-    y0, x0 = (480 - nh) // 2, (640 - nw) // 2
-    out[y0 : y0 + nh, x0 : x0 + nw] = cv2.resize(img, (nw, nh), interpolation=cv2.INTER_AREA)
-    return out
+    return letterbox_640x480(cv2.imread(str(photos_dir / "portrait.jpg")))
 
 
 @pytest.fixture(scope="session")

@@ -8,32 +8,15 @@ Screenshots go to ``artifacts/web/`` (gitignored). Skipped, with the reason, whe
 from __future__ import annotations
 
 import base64
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from web_helpers import ARTIFACTS, y4m_bytes
-
-CHROMIUM = Path("/usr/bin/chromium")
+from web_helpers import ARTIFACTS, CHROMIUM, chromium_args, wait_for, y4m_bytes
 
 pytestmark = pytest.mark.browser
-
-
-def _launch_args(y4m: Path) -> list[str]:
-    return [
-        "--no-sandbox",
-        "--disable-gpu",
-        "--use-fake-ui-for-media-stream",
-        "--use-fake-device-for-media-stream",
-        f"--use-file-for-fake-video-capture={y4m}",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-    ]
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +30,7 @@ def browser(frame_640x480: np.ndarray, tmp_path_factory: pytest.TempPathFactory)
     y4m.write_bytes(y4m_bytes(frame_640x480, n_frames=3))
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=_launch_args(y4m))
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=chromium_args(y4m))
         yield b
         b.close()
 
@@ -70,19 +53,6 @@ class PageLog:
         """Requested URLs outside ``origin`` (its ws:// twin, data: and blob: URLs are local too)."""
         ws_origin = origin.replace("http://", "ws://", 1)
         return [u for u in self.urls if not u.startswith((origin + "/", ws_origin + "/", "data:", "blob:"))]
-
-
-def wait_for(page: Any, predicate_js: str, timeout_s: float = 60.0, what: str = "") -> Any:
-    """Poll a JS expression (page.evaluate is not subject to the page's CSP, wait_for_function is)."""
-    deadline = time.monotonic() + timeout_s
-    value = None
-    while time.monotonic() < deadline:
-        value = page.evaluate(predicate_js)
-        if value:
-            return value
-        time.sleep(0.1)
-    state = page.evaluate("() => JSON.stringify(window.__emoar || window.__emoarUpload || null)")
-    raise AssertionError(f"timed out waiting for {what or predicate_js}; page state: {state}")
 
 
 def on_device_available(page: Any) -> bool:

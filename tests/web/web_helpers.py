@@ -1,8 +1,11 @@
-"""Assertions shared by the web tests (imported by the test modules in this folder)."""
+"""Helpers shared by the web tests (imported by the test modules in this folder) and by
+``benchmarks/web_page_fps.py``: assertions, the fake camera (a face photo letterboxed to 640x480,
+written as a .y4m clip) and Chromium's launch flags. Needs only numpy (cv2 when called)."""
 
 from __future__ import annotations
 
 import io
+import time
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +13,9 @@ import numpy as np
 
 #: Screenshots of the browser tests (gitignored).
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts" / "web"
+
+#: Debian's Chromium, driven through Playwright.
+CHROMIUM = Path("/usr/bin/chromium")
 
 
 def assert_error(r: Any, status: int, code: str | None = None) -> dict[str, Any]:
@@ -35,3 +41,45 @@ def y4m_bytes(frame_bgr: np.ndarray, n_frames: int = 3, fps: int = 15) -> bytes:
         out.write(b"FRAME\n")
         out.write(i420)
     return out.getvalue()
+
+
+def letterbox_640x480(img_bgr: np.ndarray) -> np.ndarray:
+    """An image scaled to fit 640x480 (even width and height) on black, like a webcam frame."""
+    import cv2
+
+    h, w = img_bgr.shape[:2]
+    s = min(640 / w, 480 / h)
+    nw, nh = int(round(w * s)) & ~1, int(round(h * s)) & ~1
+    out = np.zeros((480, 640, 3), np.uint8)
+    y0, x0 = (480 - nh) // 2, (640 - nw) // 2
+    out[y0 : y0 + nh, x0 : x0 + nw] = cv2.resize(img_bgr, (nw, nh), interpolation=cv2.INTER_AREA)
+    return out
+
+
+def chromium_args(y4m: Path) -> list[str]:
+    """Flags for headless Chromium: no GPU, a fake camera playing ``y4m``, allowed without a
+    prompt, and no background traffic (nothing leaves the machine)."""
+    return [
+        "--no-sandbox",
+        "--disable-gpu",
+        "--use-fake-ui-for-media-stream",
+        "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-video-capture={y4m}",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+    ]
+
+
+def wait_for(page: Any, predicate_js: str, timeout_s: float = 60.0, what: str = "") -> Any:
+    """Poll a JS expression (page.evaluate is not subject to the page's CSP, wait_for_function is)."""
+    deadline = time.monotonic() + timeout_s
+    value = None
+    while time.monotonic() < deadline:
+        value = page.evaluate(predicate_js)
+        if value:
+            return value
+        time.sleep(0.1)
+    state = page.evaluate("() => JSON.stringify(window.__emoar || window.__emoarUpload || null)")
+    raise AssertionError(f"timed out waiting for {what or predicate_js}; page state: {state}")
