@@ -84,6 +84,23 @@ def _parse_info(path: Path, meta: dict[str, str]) -> ModelInfo:
     )
 
 
+def _format_hint(p: Path) -> str:
+    """What to do next when ``p`` is not ONNX but a file emoar knows (by its magic bytes)."""
+    try:
+        with open(p, "rb") as f:
+            head = f.read(8)
+    except OSError:
+        return ""
+    if head[4:8] == b"TFL3":
+        return (
+            "; it is a TF Lite model, which runs on LiteRT (Android/iOS): the emoar runtime needs "
+            "the .onnx export ('emoar export --format onnx')"
+        )
+    if head[:2] == b"PK":
+        return "; it looks like a PyTorch checkpoint: export it first ('emoar export --checkpoint FILE')"
+    return ""
+
+
 def read_model_info(path: str | os.PathLike[str]) -> ModelInfo:
     """Read a model's metadata without creating an inference session.
 
@@ -98,7 +115,7 @@ def read_model_info(path: str | os.PathLike[str]) -> ModelInfo:
     try:
         m = onnx.load(str(p), load_external_data=False)
     except Exception as e:  # noqa: BLE001
-        raise ModelMetadataError(f"{p}: not a readable ONNX model ({e})") from e
+        raise ModelMetadataError(f"{p}: not a readable ONNX model ({e}){_format_hint(p)}") from e
     return _parse_info(p, {q.key: q.value for q in m.metadata_props})
 
 
@@ -151,7 +168,7 @@ class ExpressionClassifier:
         try:
             self._session = ort.InferenceSession(str(p), so, providers=["CPUExecutionProvider"])
         except Exception as e:  # noqa: BLE001 - onnxruntime raises several types
-            raise ModelMetadataError(f"{p}: not a loadable ONNX model ({e})") from e
+            raise ModelMetadataError(f"{p}: not a loadable ONNX model ({e}){_format_hint(p)}") from e
         meta = self._session.get_modelmeta().custom_metadata_map
         self.info = _parse_info(p, dict(meta))
         if ood_threshold is not None:

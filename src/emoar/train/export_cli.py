@@ -1,92 +1,207 @@
-"""``emoar export``: checkpoint -> ONNX (fp32 or int8) with metadata and OOD statistics."""
+"""``emoar export``: checkpoint -> ONNX (fp32 or int8) or TF Lite, with metadata and OOD statistics.
+
+int8 (``--format onnx --int8``) is onnxruntime's post-training *static* quantization in QDQ
+format: int8 weights (symmetric, per output channel) and uint8 activations (per tensor, MinMax
+ranges calibrated on real training faces). The OOD head (the Mahalanobis distances on the
+penultimate features) and the softmax stay in float32: distances are sums of squares whose
+range int8 would crush, and ``probs`` keeps full resolution. onnxruntime fuses the Q/DQ pairs
+into integer kernels (QLinearConv, QGemm, QLinearAdd) at load time.
+"""
 
 from __future__ import annotations
 
+import importlib.util
+import json
 import logging
 import os
+import tempfile
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from emoar.train.data import load_dataset
 
-__all__ = ["run_export", "quantize_int8"]
+__all__ = [
+    "CALIBRATION_SIZE",
+    "ExportInputs",
+    "load_export_inputs",
+    "ood_head_nodes",
+    "quantize_int8",
+    "run_export",
+]
 
 logger = logging.getLogger(__name__)
 
+#: Training faces used to calibrate int8 activation ranges.
+CALIBRATION_SIZE = 1024
+#: Training faces the OOD Gaussians are fitted on.
+OOD_FIT_SIZE = 20000
+
+
+def ood_head_nodes(model: Any) -> list[str]:
+    """Names of the nodes that compute ``rmd`` from ``features`` (the OOD head) in an exported graph.
+
+    Found structurally (ancestors of the ``rmd`` output that are not ancestors of
+    ``features``), so it holds for every architecture, whatever ops its backbone uses.
+    """
+    producer = {o: n for n in model.graph.node for o in n.output}
+
+    def ancestors(tensor: str) -> set[str]:
+        seen: set[str] = set()
+        stack = [tensor]
+        while stack:
+            node = producer.get(stack.pop())
+            if node is None or node.name in seen:
+                continue
+            seen.add(node.name)
+            stack.extend(node.input)
+        return seen
+
+    return sorted(ancestors("rmd") - ancestors("features"))
+
 
 def quantize_int8(
-    fp32_path: str | os.PathLike[str], out: str | os.PathLike[str], calib: np.ndarray, mean: float, std: float
+    fp32_path: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    calib: np.ndarray,
+    mean: float,
+    std: float,
+    *,
+    ood_calib_images: np.ndarray | None = None,
+    batch_size: int = 64,
 ) -> Path:
-    """Post-training static int8 quantization (QDQ, per-channel) of the network's convolutions
-    and linear layers, calibrated on real training faces; the OOD head stays in fp32."""
+    """Post-training static int8 quantization of an exported fp32 ONNX model.
+
+    QDQ format, int8 per-channel weights, uint8 per-tensor activations calibrated (MinMax) on
+    ``calib``; the OOD head and the softmax stay float32. Metadata are copied from the fp32
+    file, with ``emoar.quantization`` (JSON) describing the scheme.
+
+    Args:
+        fp32_path: .onnx written by :func:`emoar.train.export.save_onnx`.
+        out: output .onnx path.
+        calib: (N, H, W) uint8 real training faces for the activation ranges.
+        mean: pixel mean in [0, 1] units (the model's).
+        std: pixel std in [0, 1] units (the model's).
+        ood_calib_images: (M, H, W) uint8 held-out faces (the ones that calibrated the fp32
+            model's OOD quantiles); when given, ``emoar.ood_quantiles`` is re-measured on the
+            int8 model so ``ood_score`` keeps its meaning (int8 features shift distances a little).
+        batch_size: calibration batch size.
+
+    Raises:
+        ValueError: no calibration faces.
+    """
     import onnx
+    import onnxruntime
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
 
     from emoar.preprocess import preprocess
 
+    if len(calib) == 0:
+        raise ValueError("int8 quantization needs calibration faces; got none")
+
     class _Reader(CalibrationDataReader):
         def __init__(self) -> None:
-            self._it = iter(
-                [{"input": preprocess(calib[i : i + 64], mean, std)} for i in range(0, len(calib), 64)]
-            )
+            self._starts = iter(range(0, len(calib), batch_size))
 
         def get_next(self) -> dict[str, np.ndarray] | None:
-            return next(self._it, None)
+            i = next(self._starts, None)
+            return None if i is None else {"input": preprocess(calib[i : i + batch_size], mean, std)}
 
     m = onnx.load(str(fp32_path))
-    # Keep the Mahalanobis part (MatMuls on features) in float: quantize convs and the classifier.
-    keep_float = [
-        n.name
-        for n in m.graph.node
-        if n.op_type in ("MatMul", "Sub", "Mul", "ReduceSum", "ReduceMin", "Softmax")
-    ]
+    keep_float = ood_head_nodes(m) + [n.name for n in m.graph.node if n.op_type == "Softmax"]
     outp = Path(out)
-    quantize_static(
-        str(fp32_path),
-        str(outp),
-        _Reader(),
-        quant_format=QuantFormat.QDQ,
-        per_channel=True,
-        activation_type=QuantType.QUInt8,
-        weight_type=QuantType.QInt8,
-        op_types_to_quantize=["Conv", "Gemm"],
-        nodes_to_exclude=keep_float,
-    )
+    outp.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        pre = Path(tmp) / "pre.onnx"
+        # shape inference + constant folding, as onnxruntime recommends before quantizing
+        quant_pre_process(str(fp32_path), str(pre), skip_symbolic_shape=False)
+        quantize_static(
+            str(pre),
+            str(outp),
+            _Reader(),
+            quant_format=QuantFormat.QDQ,
+            per_channel=True,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+            nodes_to_exclude=keep_float,
+        )
     q = onnx.load(str(outp))
+    meta = {p.key: p.value for p in m.metadata_props}
+    meta["emoar.quantization"] = json.dumps(
+        {
+            "scheme": "int8 static post-training quantization (onnxruntime QDQ)",
+            "weights": "int8, symmetric, per output channel",
+            "activations": "uint8, asymmetric, per tensor",
+            "calibration": f"MinMax on {len(calib)} training faces",
+            "float32": "OOD head (relative Mahalanobis distances) and softmax",
+            "tool": f"onnxruntime {onnxruntime.__version__}",
+        }
+    )
+    if ood_calib_images is not None and len(ood_calib_images):
+        meta["emoar.ood_quantiles"] = json.dumps(_rmd_quantiles(q, ood_calib_images, mean, std))
     del q.metadata_props[:]
-    for p in m.metadata_props:
-        np_ = q.metadata_props.add()
-        np_.key, np_.value = p.key, p.value
-    extra = q.metadata_props.add()
-    extra.key, extra.value = "emoar.quantization", "int8 static QDQ per-channel (onnxruntime)"
+    for k, v in meta.items():
+        p = q.metadata_props.add()
+        p.key, p.value = k, v
+    q.producer_name = "emoar"
     onnx.save(q, str(outp))
+    logger.info("Quantized %s -> %s (%.1f KB)", fp32_path, outp, outp.stat().st_size / 1024)
     return outp
 
 
-def run_export(
-    checkpoint: str,
-    *,
-    fmt: str = "onnx",
-    out: str | None = None,
-    int8: bool = False,
-    data: str | None = None,
-    name: str | None = None,
-) -> Path:
-    """Export a checkpoint; returns the written file.
+def _rmd_quantiles(model: Any, images: np.ndarray, mean: float, std: float) -> list[float]:
+    import onnxruntime as ort
+
+    from emoar.preprocess import preprocess
+    from emoar.train.export import ood_quantiles
+
+    so = ort.SessionOptions()
+    so.log_severity_level = 3
+    sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    rmd = [
+        sess.run(["rmd"], {"input": preprocess(images[i : i + 256], mean, std)})[0]
+        for i in range(0, len(images), 256)
+    ]
+    return ood_quantiles(np.concatenate(rmd))
+
+
+@dataclass(frozen=True)
+class ExportInputs:
+    """The real faces an export is fitted and calibrated on (all uint8 (N, H, W)).
+
+    Attributes:
+        train_images: training faces the OOD Gaussians are fitted on.
+        train_labels: their labels.
+        ood_calib_images: held-out faces (PublicTest) that calibrate the OOD score.
+        quant_calib_images: training faces that calibrate int8 activation ranges.
+        metrics: measured metrics stored in the file.
+    """
+
+    train_images: np.ndarray
+    train_labels: np.ndarray
+    ood_calib_images: np.ndarray
+    quant_calib_images: np.ndarray
+    metrics: dict[str, Any]
+
+
+def load_export_inputs(checkpoint: str | os.PathLike[str], data: str | None = None) -> ExportInputs:
+    """Pick the faces an export of ``checkpoint`` uses (deterministic: the same every call).
+
+    Args:
+        checkpoint: ``best.pt``/``last.pt`` written by ``emoar train``.
+        data: training data (default: the data recorded in the checkpoint); a checkpoint
+            trained with ``--limit`` is fitted on the same slice.
 
     Raises:
-        ValueError: unknown format, unreadable checkpoint or data.
+        ValueError: unreadable checkpoint or data.
     """
     import torch
 
-    from emoar.train.export import export_onnx
     from emoar.train.loop import load_checkpoint
 
-    if fmt == "tflite":
-        raise ValueError("TF Lite export is not implemented yet; export to ONNX (--format onnx) instead")
-    if fmt != "onnx":
-        raise ValueError(f"Unknown format {fmt!r}; choose onnx or tflite")
     _, meta = load_checkpoint(checkpoint)
     ck = torch.load(checkpoint, map_location="cpu", weights_only=False)
     data = data or ck.get("config", {}).get("data")
@@ -100,21 +215,78 @@ def run_export(
         tr = tr.subset(np.arange(min(limit, len(tr))))
         va = va.subset(np.arange(min(max(limit // 4, 64), len(va))))
     rng = np.random.default_rng(0)
-    fit_idx = np.sort(rng.permutation(len(tr))[:20000])
-    outp = Path(out or Path(checkpoint).with_suffix(".onnx"))
-    metrics = {"publictest_accuracy": meta.get("val_acc"), "epochs": meta.get("epoch")}
-    fp32 = outp if not int8 else outp.with_name(outp.stem + ".fp32.onnx")
-    export_onnx(
-        checkpoint,
-        fp32,
+    fit_idx = np.sort(rng.permutation(len(tr))[:OOD_FIT_SIZE])
+    calib_idx = np.sort(rng.permutation(fit_idx)[:CALIBRATION_SIZE])
+    return ExportInputs(
         train_images=tr.images[fit_idx],
         train_labels=tr.labels[fit_idx],
-        calib_images=va.images,
-        metrics=metrics,
+        ood_calib_images=va.images,
+        quant_calib_images=tr.images[calib_idx],
+        metrics={"publictest_accuracy": meta.get("val_acc"), "epochs": meta.get("epoch")},
+    )
+
+
+def run_export(
+    checkpoint: str,
+    *,
+    fmt: str = "onnx",
+    out: str | None = None,
+    int8: bool = False,
+    data: str | None = None,
+    name: str | None = None,
+) -> Path:
+    """Export a checkpoint; returns the written file.
+
+    Args:
+        checkpoint: ``best.pt``/``last.pt`` written by ``emoar train``.
+        fmt: ``onnx`` or ``tflite``.
+        out: output file (default: the checkpoint's path with ``.onnx``, ``.int8.onnx`` or
+            ``.tflite``).
+        int8: static int8 quantization (ONNX only).
+        data: training data to fit the OOD statistics on and calibrate with (default: the
+            data recorded in the checkpoint).
+        name: model name stored in the file (default: ``out``'s stem).
+
+    Raises:
+        ValueError: unknown format, unsupported combination, missing converter, unreadable
+            checkpoint or data.
+    """
+    from emoar.train.export import prepare_export, save_onnx, save_tflite
+
+    if fmt not in ("onnx", "tflite"):
+        raise ValueError(f"Unknown format {fmt!r}; choose onnx or tflite")
+    if fmt == "tflite" and int8:
+        raise ValueError(
+            "--int8 is available with --format onnx; the TF Lite export is float32 "
+            "(LiteRT runs it with XNNPack on phones)"
+        )
+    if fmt == "tflite" and importlib.util.find_spec("litert_torch") is None:
+        raise ValueError(
+            "TF Lite export needs the LiteRT converter (litert-torch), which is not installed: "
+            "pip install 'emoar[tflite]'"
+        )
+    inputs = load_export_inputs(checkpoint, data)
+    suffix = {"onnx": ".int8.onnx" if int8 else ".onnx", "tflite": ".tflite"}[fmt]
+    outp = Path(out) if out else Path(checkpoint).with_suffix(suffix)
+    dep = prepare_export(
+        checkpoint,
+        train_images=inputs.train_images,
+        train_labels=inputs.train_labels,
+        calib_images=inputs.ood_calib_images,
+        metrics=inputs.metrics,
         name=name or outp.stem,
     )
+    if fmt == "tflite":
+        return save_tflite(dep, outp)
     if not int8:
-        return fp32
-    q = quantize_int8(fp32, outp, tr.images[fit_idx[:1024]], meta["mean"], meta["std"])
-    fp32.unlink(missing_ok=True)
-    return q
+        return save_onnx(dep, outp)
+    with tempfile.TemporaryDirectory() as tmp:
+        fp32 = save_onnx(dep, Path(tmp) / "fp32.onnx")
+        return quantize_int8(
+            fp32,
+            outp,
+            inputs.quant_calib_images,
+            dep.mean,
+            dep.std,
+            ood_calib_images=inputs.ood_calib_images,
+        )
