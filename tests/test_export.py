@@ -54,7 +54,7 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory, fer_csv: Path) -> Path:
         out=str(out),
         arch="cnn_small",
         epochs=1,
-        limit=512,
+        limit=256,
         batch_size=64,
         threads=2,
         bf16=False,
@@ -160,19 +160,37 @@ def test_tflite_fp32_matches_pytorch_and_onnx(
     _assert_parity(one, {k: v[:1] for k, v in torch_out.items()})
 
 
-def test_int8_onnx_loads_runs_and_agrees_with_fp32(
-    onnx_int8: Path, onnx_fp32: Path, private_test: FaceDataset
-) -> None:
-    faces = private_test.images[:1024]
+def test_int8_onnx_from_cli_loads_and_runs(onnx_int8: Path, onnx_fp32: Path, faces: np.ndarray) -> None:
     q, f = ExpressionClassifier(onnx_int8), ExpressionClassifier(onnx_fp32)
     assert q.labels == f.labels and q.input_size == f.input_size
     qo, fo = q.classify(faces), f.classify(faces)
     np.testing.assert_allclose(qo.probs.sum(1), 1.0, atol=1e-5)
-    agree = float((qo.probs.argmax(1) == fo.probs.argmax(1)).mean())
-    assert agree >= 0.9, f"int8 agrees with fp32 on only {agree:.1%} of top-1 predictions"
-    assert np.abs(qo.ood_score - fo.ood_score).mean() < 0.1
+    assert float((qo.probs.argmax(1) == fo.probs.argmax(1)).mean()) >= 0.9
+    assert np.all(np.isfinite(qo.ood_score)) and np.abs(qo.ood_score - fo.ood_score).mean() < 0.1
     assert q.classify(faces[:0]).probs.shape == (0, len(q.labels))
     assert onnx_int8.stat().st_size < 0.5 * onnx_fp32.stat().st_size
+
+
+def test_int8_of_the_shipped_model_agrees_with_fp32(tmp_path: Path, fer_csv: Path) -> None:
+    """The session's model is too briefly trained to say much about top-1 agreement (it
+    predicts nearly one class); the shipped model is a real one: quantize it as ``--int8``
+    does and compare on real PrivateTest faces."""
+    from emoar.models import resolve_model
+    from emoar.train.export_cli import quantize_int8
+
+    data = load_fer2013_csv(fer_csv)
+    src = resolve_model("default")
+    info = read_model_info(src)
+    train_faces = data["Training"].images
+    calib = train_faces[np.random.default_rng(0).choice(len(train_faces), 256, replace=False)]
+    q_path = quantize_int8(src, tmp_path / "q.onnx", calib, info.mean, info.std)
+    test = data["PrivateTest"]
+    faces, labels = test.images[:1024], test.labels[:1024]
+    fp = ExpressionClassifier(src).classify(faces).probs.argmax(1)
+    q = ExpressionClassifier(q_path).classify(faces).probs.argmax(1)
+    assert len(np.unique(fp)) >= 5  # a real model: several expressions predicted
+    assert float((q == fp).mean()) >= 0.95
+    assert float((q == labels).mean()) >= float((fp == labels).mean()) - 0.02
 
 
 def test_int8_keeps_ood_head_and_softmax_in_float(onnx_int8: Path) -> None:

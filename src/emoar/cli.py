@@ -333,6 +333,7 @@ def cmd_models(args: argparse.Namespace) -> int:
         print(json.dumps(rows, indent=1))
         return 0
     print(f"{'name':24} {'acc':>6} {'mF1':>6} {'MB':>6} {'ms/face':>8}  description")
+
     def fmt(metrics: dict[str, Any], k: str, spec: str) -> str:
         v = metrics.get(k)
         return format(v, spec) if isinstance(v, (int, float)) else "-"
@@ -355,7 +356,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from emoar.train.data import DatasetError
 
     try:
-        rep = evaluate(args.data, split=args.split, model=args.model, tta=args.tta, plots_dir=args.plots)
+        rep = evaluate(
+            args.data,
+            split=args.split,
+            model=args.model,
+            tta=args.tta,
+            plots_dir=args.plots,
+            limit=args.limit,
+        )
     except DatasetError as e:
         raise CliError(str(e)) from e
     if args.json:
@@ -535,6 +543,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--json", action="store_true")
     e.add_argument("--plots", metavar="DIR", help="write confusion/reliability/curves PNGs here")
     e.add_argument("--tta", action="store_true", help="average with the mirrored face")
+    e.add_argument(
+        "--limit", type=int, default=0, help="evaluate only the first N faces of the split (quick checks)"
+    )
     e.set_defaults(func=cmd_evaluate)
 
     x = sub.add_parser("export", help="export a checkpoint to ONNX (+int8) or TF Lite")

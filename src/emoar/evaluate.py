@@ -65,6 +65,7 @@ def evaluate(
     tta: bool = False,
     plots_dir: str | None = None,
     num_threads: int = 0,
+    limit: int = 0,
 ) -> dict[str, Any]:
     """Evaluate ``model`` on ``split`` of ``data`` and optionally write plots.
 
@@ -81,6 +82,8 @@ def evaluate(
     if split not in splits:
         raise ValueError(f"Split {split!r} not in {data}; available: {', '.join(splits)}")
     ds = splits[split]
+    if limit:
+        ds = ds.subset(np.arange(min(limit, len(ds))))
     probs, labels, info = predict_probs(model, ds.images, tta=tta, num_threads=num_threads)
     # map dataset label indices onto the model's label order
     try:

@@ -130,10 +130,26 @@ def _precision(cov: np.ndarray, shrink: float = 0.05) -> np.ndarray:
 
 
 def fit_ood(feats: np.ndarray, labels: np.ndarray, num_classes: int) -> OodStats:
-    """Fit class means + shared covariance, and the background Gaussian, on (N, D) features."""
+    """Fit class means + shared covariance, and the background Gaussian, on (N, D) features.
+
+    A class without any training face (a small ``--limit`` slice) has no mean: it is left
+    out of the class Gaussians (the distance is the minimum over the classes that have one).
+
+    Raises:
+        ValueError: no features.
+    """
+    if len(feats) == 0:
+        raise ValueError("Cannot fit OOD statistics on zero training faces")
     f = feats.astype(np.float64)
-    means = np.stack([f[labels == c].mean(0) for c in range(num_classes)])
-    centred = f - means[labels]
+    present = [c for c in range(num_classes) if np.any(labels == c)]
+    if len(present) < num_classes:
+        logger.warning(
+            "OOD fit: classes %s have no training faces; left out of the class Gaussians",
+            sorted(set(range(num_classes)) - set(present)),
+        )
+    means = np.stack([f[labels == c].mean(0) for c in present])
+    row = np.searchsorted(present, labels)
+    centred = f - means[row]
     cov = centred.T @ centred / len(f)
     bg_mean = f.mean(0)
     bg = f - bg_mean
@@ -367,8 +383,9 @@ def save_tflite(dep: Deployable, out: str | os.PathLike[str]) -> Path:
             sample_kwargs={"input": sample},
             dynamic_shapes={"input": {0: batch}},
         )
+        flatbuffer = bytes(edge.model_content())
     meta = {**dep.metadata, "emoar.tflite_converter": f"litert-torch {litert_torch.__version__}"}
-    write_tflite_metadata(bytes(edge.model_content()), outp, meta)
+    write_tflite_metadata(flatbuffer, outp, meta)
     logger.info("Exported %s (%.1f KB)", outp, outp.stat().st_size / 1024)
     return outp
 

@@ -2,10 +2,11 @@
 
 int8 (``--format onnx --int8``) is onnxruntime's post-training *static* quantization in QDQ
 format: int8 weights (symmetric, per output channel) and uint8 activations (per tensor, MinMax
-ranges calibrated on real training faces). The OOD head (the Mahalanobis distances on the
-penultimate features) and the softmax stay in float32: distances are sums of squares whose
-range int8 would crush, and ``probs`` keeps full resolution. onnxruntime fuses the Q/DQ pairs
-into integer kernels (QLinearConv, QGemm, QLinearAdd) at load time.
+ranges calibrated on real training faces). Everything after the convolutional backbone stays
+float32: the pooling that produces the penultimate features, the classifier, the softmax and
+the OOD head (Mahalanobis distances on the features): distances are sums of squares whose
+range int8 would crush, and ``probs`` keeps full resolution; these ops cost next to nothing.
+onnxruntime fuses the Q/DQ pairs into integer kernels (QLinearConv, QLinearAdd, ...) at load.
 """
 
 from __future__ import annotations
@@ -75,8 +76,9 @@ def quantize_int8(
     """Post-training static int8 quantization of an exported fp32 ONNX model.
 
     QDQ format, int8 per-channel weights, uint8 per-tensor activations calibrated (MinMax) on
-    ``calib``; the OOD head and the softmax stay float32. Metadata are copied from the fp32
-    file, with ``emoar.quantization`` (JSON) describing the scheme.
+    ``calib``; everything after the backbone (pooling, classifier, softmax, OOD head) stays
+    float32. Metadata are copied from the fp32 file, with ``emoar.quantization`` (JSON)
+    describing the scheme.
 
     Args:
         fp32_path: .onnx written by :func:`emoar.train.export.save_onnx`.
@@ -111,7 +113,15 @@ def quantize_int8(
             return None if i is None else {"input": preprocess(calib[i : i + batch_size], mean, std)}
 
     m = onnx.load(str(fp32_path))
-    keep_float = ood_head_nodes(m) + [n.name for n in m.graph.node if n.op_type == "Softmax"]
+    # Float: everything after the backbone. The OOD head, the pooling that produces the
+    # features and every reader of them (in QDQ a quantized reader, like the classifier's Gemm,
+    # would put one Q/DQ pair on ``features`` that all readers share), and the softmax so
+    # probs keep full resolution. These are a few thousand MACs; the convolutions are millions.
+    keep_float = ood_head_nodes(m) + [
+        n.name
+        for n in m.graph.node
+        if n.op_type == "Softmax" or "features" in n.output or "features" in n.input
+    ]
     outp = Path(out)
     outp.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
@@ -136,7 +146,7 @@ def quantize_int8(
             "weights": "int8, symmetric, per output channel",
             "activations": "uint8, asymmetric, per tensor",
             "calibration": f"MinMax on {len(calib)} training faces",
-            "float32": "OOD head (relative Mahalanobis distances) and softmax",
+            "float32": "after the backbone: pooling, classifier, softmax, OOD head (Mahalanobis)",
             "tool": f"onnxruntime {onnxruntime.__version__}",
         }
     )
