@@ -254,7 +254,7 @@ def main() -> None:
             [
                 [
                     r["format"],
-                    "-" if r["size_kb"] is None else r["size_kb"],
+                    "-" if r["size_kb"] is None else f"{r['size_kb']:.0f}",
                     f"{r['accuracy']:.4f}",
                     f"{r['macro_f1']:.4f}",
                     f"{r['ms_per_face_1thread']:.3f}",
