@@ -194,3 +194,46 @@ def test_evaluate_shipped_model_on_privatetest(fer_csv: Path) -> None:
     if stored is not None:
         assert abs(rep["accuracy"] - stored) < 1e-3
     assert rep["accuracy"] > 0.55
+
+
+def test_serve_starts_a_real_server_on_loopback(photos_dir: Path) -> None:
+    import socket
+    import time
+
+    import httpx
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "emoar.cli", "serve", "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.time() + 60
+        while True:
+            try:
+                if httpx.get(f"{base}/healthz", timeout=2).json() == {"status": "ok"}:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+            assert time.time() < deadline, "server did not come up"
+            time.sleep(0.3)
+        with open(photos_dir / "portrait.jpg", "rb") as f:
+            r = httpx.post(
+                f"{base}/v1/analyze", files={"file": ("portrait.jpg", f, "image/jpeg")}, timeout=60
+            )
+        assert r.status_code == 200 and len(r.json()["faces"]) == 1
+        bad = httpx.post(
+            f"{base}/v1/analyze", files={"file": ("x.jpg", b"not an image", "image/jpeg")}, timeout=30
+        )
+        assert bad.status_code == 400 and "message" in bad.json()
+        assert httpx.get(f"{base}/healthz", timeout=5).status_code == 200
+    finally:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=30)
+    assert f"http://127.0.0.1:{port}/" in out  # the URL is printed
