@@ -551,7 +551,7 @@ def build_parser() -> argparse.ArgumentParser:
     x = sub.add_parser("export", help="export a checkpoint to ONNX (+int8) or TF Lite")
     x.add_argument("--checkpoint", required=True)
     x.add_argument("--format", default="onnx", choices=["onnx", "tflite"])
-    x.add_argument("--int8", action="store_true", help="post-training static int8 quantization")
+    x.add_argument("--int8", action="store_true", help="post-training static int8 quantization (ONNX only)")
     x.add_argument("--out", help="output file")
     x.add_argument(
         "--data", help="training data to fit OOD statistics / calibrate (default: the checkpoint's)"
