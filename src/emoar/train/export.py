@@ -284,19 +284,31 @@ def save_onnx(dep: Deployable, out: str | os.PathLike[str], *, opset: int = 18) 
     outp = Path(out)
     outp.parent.mkdir(parents=True, exist_ok=True)
     batch = torch.export.Dim("batch", min=1, max=4096)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)  # torch.export deprecations, not ours
-        prog = torch.onnx.export(
-            dep.module,
-            (dummy,),
-            input_names=["input"],
-            output_names=list(OUTPUT_NAMES),
-            dynamic_shapes={"x": {0: batch}},
-            opset_version=opset,
-            dynamo=True,
-            external_data=False,
-            verbose=False,
-        )
+    # The exporter warns once per torchvision op it cannot register (no CPU torchvision here)
+    # and logs every optimisation pass: neither concerns our graph, so keep the console quiet.
+    quiet = [
+        logging.getLogger(n) for n in ("torch.onnx._internal.exporter._registration", "onnx_ir", "onnxscript")
+    ]
+    levels = [q.level for q in quiet]
+    for q in quiet:
+        q.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # torch.export deprecations, not ours
+            prog = torch.onnx.export(
+                dep.module,
+                (dummy,),
+                input_names=["input"],
+                output_names=list(OUTPUT_NAMES),
+                dynamic_shapes={"x": {0: batch}},
+                opset_version=opset,
+                dynamo=True,
+                external_data=False,
+                verbose=False,
+            )
+    finally:
+        for q, lv in zip(quiet, levels, strict=True):
+            q.setLevel(lv)
     if prog is None:  # pragma: no cover - dynamo=True always returns a program
         raise RuntimeError("torch.onnx.export returned no program")
     with tempfile.TemporaryDirectory() as tmp:
