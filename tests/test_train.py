@@ -181,3 +181,18 @@ def test_gradcam_highlights_where_the_evidence_is() -> None:
     cam = gradcam(net, x)
     assert cam.shape == (2, 48, 48) and cam.min() >= 0 and cam.max() <= 1 + 1e-6
     assert cam[:, :24, :24].sum() > cam[:, 24:, 24:].sum()
+
+
+def test_ferplus_task_majority_labels(fer_csv: Path) -> None:
+    from emoar.labels import FERPLUS_LABELS
+
+    d = load_dataset(fer_csv, task="ferplus")
+    te = d["PrivateTest"]
+    assert te.label_names == FERPLUS_LABELS and len(te.label_names) == 8
+    # rows whose majority vote is "unknown"/"not a face" are dropped
+    assert 3000 < len(te) < 3589
+    assert te.soft is not None and np.allclose(te.soft.sum(1), 1, atol=1e-5)
+    assert (te.labels == te.soft.argmax(1)).all()
+    assert (te.class_counts() > 0).all()  # contempt included
+    with pytest.raises(DatasetError, match="Unknown task"):
+        load_dataset(fer_csv, task="affectnet")

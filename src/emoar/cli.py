@@ -363,6 +363,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             tta=args.tta,
             plots_dir=args.plots,
             limit=args.limit,
+            task=args.task,
         )
     except DatasetError as e:
         raise CliError(str(e)) from e
@@ -407,6 +408,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         limit=args.limit,
         teacher=args.teacher or "",
         init=args.init or "",
+        task=args.task,
         ema_decay=args.ema,
         augment=AugmentConfig(mix=args.mix),
     )
@@ -531,6 +533,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--patience", type=int, default=0, help="early stopping patience in epochs (0 = off)")
     t.add_argument("--teacher", help="checkpoint of a stronger model to distil from")
     t.add_argument("--init", help="start from the weights of this checkpoint (fine-tuning)")
+    t.add_argument(
+        "--task",
+        default="fer2013",
+        choices=["fer2013", "ferplus"],
+        help="label set (ferplus: 8-class FER+ majority votes)",
+    )
     t.add_argument("--limit", type=int, default=0, help="use only the first N training images")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--threads", type=int, default=0, help="CPU threads (0 = all cores)")
@@ -545,6 +553,12 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--tta", action="store_true", help="average with the mirrored face")
     e.add_argument(
         "--limit", type=int, default=0, help="evaluate only the first N faces of the split (quick checks)"
+    )
+    e.add_argument(
+        "--task",
+        default="fer2013",
+        choices=["fer2013", "ferplus"],
+        help="label set (ferplus: 8-class FER+ majority votes)",
     )
     e.set_defaults(func=cmd_evaluate)
 

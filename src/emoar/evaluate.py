@@ -66,6 +66,7 @@ def evaluate(
     plots_dir: str | None = None,
     num_threads: int = 0,
     limit: int = 0,
+    task: str = "fer2013",
 ) -> dict[str, Any]:
     """Evaluate ``model`` on ``split`` of ``data`` and optionally write plots.
 
@@ -78,7 +79,7 @@ def evaluate(
     """
     from emoar.train.data import load_dataset
 
-    splits = load_dataset(data)
+    splits = load_dataset(data, task)
     if split not in splits:
         raise ValueError(f"Split {split!r} not in {data}; available: {', '.join(splits)}")
     ds = splits[split]

@@ -212,7 +212,6 @@ def load_ferplus_task(path: str | os.PathLike[str]) -> dict[str, FaceDataset]:
         raise DatasetError(f"FER+ task needs fer2013new.csv next to {p}")
     raw = _load_cached_votes(votes_path, p)
     out: dict[str, FaceDataset] = {}
-    start = 0
     usage_order = _usage_index(p)
     for split, ds in base.items():
         idx = usage_order[split]
@@ -229,7 +228,6 @@ def load_ferplus_task(path: str | os.PathLike[str]) -> dict[str, FaceDataset]:
             ds.nf[keep] if ds.nf is not None else None,
             source=f"FER+:{split}",
         )
-        start += 1
     return out
 
 
@@ -295,8 +293,11 @@ def load_folder(
     return FaceDataset(np.stack(images), np.array(labels, dtype=np.int64), label_names, source=str(r))
 
 
-def load_dataset(path: str | os.PathLike[str]) -> dict[str, FaceDataset]:
+def load_dataset(path: str | os.PathLike[str], task: str = "fer2013") -> dict[str, FaceDataset]:
     """Load any supported layout and return splits keyed like FER2013's Usage values.
+
+    ``task="ferplus"`` builds the FER+ 8-class majority-vote task from a FER2013 CSV with
+    ``fer2013new.csv`` next to it (see :func:`load_ferplus_task`).
 
     * ``fer2013.csv`` / ``.csv.gz`` -> ``Training``/``PublicTest``/``PrivateTest``;
     * a folder with ``train/`` and ``test/`` (Kaggle "msambare") -> ``Training`` and
@@ -304,6 +305,12 @@ def load_dataset(path: str | os.PathLike[str]) -> dict[str, FaceDataset]:
     * a single ``<class>/`` folder -> ``PrivateTest`` (evaluation only).
     """
     p = Path(path)
+    if task not in ("fer2013", "ferplus"):
+        raise DatasetError(f"Unknown task {task!r}; choose fer2013 or ferplus")
+    if task == "ferplus":
+        if not (p.is_file() and p.name.endswith((".csv", ".csv.gz"))):
+            raise DatasetError(f"{p}: the ferplus task needs fer2013.csv(.gz) with fer2013new.csv next to it")
+        return load_ferplus_task(p)
     if p.is_file():
         if p.name.endswith((".csv", ".csv.gz")):
             return load_fer2013_csv(p)

@@ -55,6 +55,7 @@ class TrainConfig:
     threads: int = 0  # CPU threads (0 = all cores); 1 is steadier when the CPU is shared
     limit: int = 0  # use only the first N training images (smoke tests / CI)
     teacher: str = ""  # checkpoint of a stronger model for knowledge distillation
+    task: str = "fer2013"  # fer2013 (7 classes) | ferplus (8 classes, FER+ majority votes)
     init: str = ""  # start from these weights (fine-tuning); layers whose shapes differ are skipped
     kd_alpha: float = 0.5
     kd_temperature: float = 4.0
@@ -234,7 +235,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True, max_
     device = resolve_device(cfg.device, cfg.threads)
     gen = _seed_all(cfg.seed)
 
-    splits = load_dataset(cfg.data)
+    splits = load_dataset(cfg.data, cfg.task)
     if "Training" not in splits:
         raise ValueError(f"{cfg.data}: no training split found (need Usage=Training rows or train/)")
     tr = splits["Training"]
