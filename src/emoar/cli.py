@@ -186,44 +186,15 @@ def cmd_video(args: argparse.Namespace) -> int:
     if n_frames == 0:
         raise CliError(f"{args.input}: no frames could be read")
     if args.plot:
-        _plot_tracks(tracks, labels, args.plot)
+        from emoar.plots import plot_tracks
+
+        plot_tracks(tracks, labels, args.plot)
     print(
         f"{args.input}: {n_frames} frames, {len(tracks)} track(s)"
         + (f"; annotated video -> {out}" if out else ""),
         file=sys.stderr,
     )
     return 0
-
-
-def _plot_tracks(
-    tracks: dict[int, list[tuple[float, list[float]]]], labels: Sequence[str], path: str
-) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    from emoar.plots import EXPRESSION_COLORS
-
-    ids = sorted(tracks, key=lambda k: -len(tracks[k]))[:8] or []
-    fig, axes = plt.subplots(
-        max(1, len(ids)), 1, figsize=(10, 2.2 * max(1, len(ids))), dpi=110, squeeze=False
-    )
-    for ax, tid in zip(axes[:, 0], ids, strict=False):
-        t = np.array([x[0] for x in tracks[tid]])
-        p = np.array([x[1] for x in tracks[tid]])
-        ax.stackplot(t, p.T, labels=list(labels), colors=[EXPRESSION_COLORS.get(n, "#333") for n in labels])
-        ax.set_ylim(0, 1)
-        ax.set_ylabel(f"track {tid}")
-    if not ids:
-        axes[0, 0].text(0.5, 0.5, "no faces tracked", ha="center", va="center")
-    axes[-1, 0].set_xlabel("time (s)")
-    axes[0, 0].legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
-    axes[0, 0].set_title("Expressions over time, per track")
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
 
 
 def cmd_webcam(args: argparse.Namespace) -> int:

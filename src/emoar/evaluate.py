@@ -31,12 +31,13 @@ def predict_probs(
     if model and str(model).endswith((".pt", ".pth")):
         import torch
 
-        from emoar.train.loop import load_checkpoint, predict_logits
+        from emoar.train.loop import model_from_checkpoint, predict_logits, read_checkpoint
 
-        net, meta = load_checkpoint(model)
+        ck = read_checkpoint(model)
+        meta = ck["meta"]
+        net = model_from_checkpoint(ck)
         lg = np.asarray(predict_logits(net, images, meta["mean"], meta["std"], tta=tta))
         probs = torch.softmax(torch.from_numpy(lg), 1).numpy()
-        ck = torch.load(model, map_location="cpu", weights_only=False)
         return probs, tuple(meta["labels"]), {"history": ck.get("history", []), **meta}
     from emoar.classify import ExpressionClassifier
     from emoar.models import resolve_model

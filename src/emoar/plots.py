@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["plot_confusion", "plot_reliability", "plot_training_curves", "plot_timeline", "EXPRESSION_COLORS"]
+__all__ = ["plot_confusion", "plot_reliability", "plot_training_curves", "plot_tracks", "EXPRESSION_COLORS"]
 
 #: One colour per expression (matplotlib hex), shared by plots and overlays' bars.
 EXPRESSION_COLORS = {
@@ -107,31 +107,38 @@ def plot_training_curves(history: Sequence[dict[str, float]], path: str | Path) 
     return p
 
 
-def plot_timeline(
-    times_s: npt.ArrayLike,
-    probs: npt.NDArray[np.floating[Any]],
+def plot_tracks(
+    tracks: dict[int, list[tuple[float, list[float]]]],
     labels: Sequence[str],
     path: str | Path,
-    title: str = "",
-    ax: Any = None,
+    max_tracks: int = 8,
 ) -> Path:
-    """Stacked area of expression probabilities over time for one track."""
+    """Stacked areas of expression probabilities over time, one panel per track.
+
+    Args:
+        tracks: track id -> [(time in seconds, probabilities in ``labels`` order), ...].
+        labels: class names.
+        path: output PNG.
+        max_tracks: plot at most this many tracks (the longest ones).
+    """
     plt = _plt()
-    t = np.asarray(times_s)
-    fig, ax = plt.subplots(figsize=(10, 3), dpi=110)
-    ax.stackplot(
-        t,
-        np.asarray(probs).T,
-        labels=list(labels),
-        colors=[EXPRESSION_COLORS.get(n, "#333333") for n in labels],
-        alpha=0.9,
+    ids = sorted(tracks, key=lambda k: -len(tracks[k]))[:max_tracks]
+    fig, axes = plt.subplots(
+        max(1, len(ids)), 1, figsize=(10, 2.2 * max(1, len(ids))), dpi=110, squeeze=False
     )
-    ax.set_xlim(float(t.min()) if len(t) else 0, float(t.max()) if len(t) else 1)
-    ax.set_ylim(0, 1)
-    ax.set_xlabel("time (s)")
-    ax.set_ylabel("probability")
-    ax.set_title(title)
-    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
+    for ax, tid in zip(axes[:, 0], ids, strict=False):
+        t = np.array([x[0] for x in tracks[tid]])
+        probs = np.array([x[1] for x in tracks[tid]])
+        ax.stackplot(
+            t, probs.T, labels=list(labels), colors=[EXPRESSION_COLORS.get(n, "#333333") for n in labels]
+        )
+        ax.set_ylim(0, 1)
+        ax.set_ylabel(f"track {tid}")
+    if not ids:
+        axes[0, 0].text(0.5, 0.5, "no faces tracked", ha="center", va="center")
+    axes[-1, 0].set_xlabel("time (s)")
+    axes[0, 0].legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
+    axes[0, 0].set_title("Expressions over time, per track")
     fig.tight_layout()
     p = Path(path)
     fig.savefig(p)

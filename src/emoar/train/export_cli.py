@@ -208,12 +208,10 @@ def load_export_inputs(checkpoint: str | os.PathLike[str], data: str | None = No
     Raises:
         ValueError: unreadable checkpoint or data.
     """
-    import torch
+    from emoar.train.loop import read_checkpoint
 
-    from emoar.train.loop import load_checkpoint
-
-    _, meta = load_checkpoint(checkpoint)
-    ck = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    ck = read_checkpoint(checkpoint)
+    meta = ck["meta"]
     data = data or ck.get("config", {}).get("data")
     if not data:
         raise ValueError("--data is required: the checkpoint does not record its training data")

@@ -26,7 +26,15 @@ from emoar.train.augment import AugmentConfig, augment_batch, mix_batch
 from emoar.train.data import FaceDataset, load_dataset
 from emoar.train.nets import FerNet, create_model
 
-__all__ = ["TrainConfig", "train", "load_checkpoint", "predict_logits", "resolve_device"]
+__all__ = [
+    "TrainConfig",
+    "train",
+    "load_checkpoint",
+    "model_from_checkpoint",
+    "predict_logits",
+    "read_checkpoint",
+    "resolve_device",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -159,12 +167,12 @@ def predict_logits(
     return lg
 
 
-def load_checkpoint(path: str | os.PathLike[str], *, ema: bool = True) -> tuple[FerNet, dict[str, Any]]:
-    """Load a checkpoint written by :func:`train`; returns the model (EMA weights by
-    default) and the checkpoint's metadata dict.
+def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read and validate a checkpoint written by :func:`train` (``meta``, weights, and the
+    ``history``/``config`` when present), without building the model.
 
     Raises:
-        ValueError: the file is not an emoar checkpoint.
+        ValueError: the file is missing or is not an emoar checkpoint.
     """
     p = Path(path)
     if not p.is_file():
@@ -175,12 +183,28 @@ def load_checkpoint(path: str | os.PathLike[str], *, ema: bool = True) -> tuple[
         raise ValueError(f"{p}: not a readable PyTorch checkpoint ({e})") from e
     if not isinstance(ck, dict) or "meta" not in ck or "model" not in ck:
         raise ValueError(f"{p}: not an emoar checkpoint (missing 'meta'/'model')")
+    return ck
+
+
+def model_from_checkpoint(ck: dict[str, Any], *, ema: bool = True) -> FerNet:
+    """The eval-mode model of a :func:`read_checkpoint` dict (EMA weights by default)."""
     meta = ck["meta"]
     model = create_model(meta["arch"], num_classes=len(meta["labels"]))
     state: dict[str, Any] = ck["ema"] if ema and ck.get("ema") is not None else ck["model"]
     model.load_state_dict(state)
     model.eval()
-    return model, meta
+    return model
+
+
+def load_checkpoint(path: str | os.PathLike[str], *, ema: bool = True) -> tuple[FerNet, dict[str, Any]]:
+    """Load a checkpoint written by :func:`train`; returns the model (EMA weights by
+    default) and the checkpoint's metadata dict.
+
+    Raises:
+        ValueError: the file is not an emoar checkpoint.
+    """
+    ck = read_checkpoint(path)
+    return model_from_checkpoint(ck, ema=ema), ck["meta"]
 
 
 class _Ema:
