@@ -42,7 +42,7 @@ Runner = Callable[[np.ndarray], dict[str, np.ndarray]]
 
 
 def onnx_runner(path: Path) -> Runner:
-    """probs/rmd of an ONNX file on onnxruntime, 1 thread."""
+    """probs/rmd/ood of an ONNX file on onnxruntime, 1 thread."""
     import onnxruntime as ort
 
     so = ort.SessionOptions()
@@ -50,42 +50,42 @@ def onnx_runner(path: Path) -> Runner:
     sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
 
     def run(x: np.ndarray) -> dict[str, np.ndarray]:
-        probs, rmd = sess.run(["probs", "rmd"], {"input": x})
-        return {"probs": probs, "rmd": rmd}
+        probs, rmd, ood = sess.run(["probs", "rmd", "ood"], {"input": x})
+        return {"probs": probs, "rmd": rmd, "ood": ood}
 
     return run
 
 
 def tflite_runner(path: Path) -> Runner:
-    """probs/rmd of a .tflite file on ai-edge-litert (XNNPack), 1 thread."""
+    """probs/rmd/ood of a .tflite file on ai-edge-litert (XNNPack), 1 thread."""
     from ai_edge_litert.interpreter import Interpreter
 
     sig = Interpreter(model_path=str(path), num_threads=1).get_signature_runner()
 
     def run(x: np.ndarray) -> dict[str, np.ndarray]:
         out = sig(input=x)
-        return {"probs": out["probs"], "rmd": out["rmd"]}
+        return {"probs": out["probs"], "rmd": out["rmd"], "ood": out["ood"]}
 
     return run
 
 
 def torch_runner(module: Any) -> Runner:
-    """probs/rmd of the PyTorch module, 1 thread."""
+    """probs/rmd/ood of the PyTorch module, 1 thread."""
     import torch
 
     torch.set_num_threads(1)
 
     def run(x: np.ndarray) -> dict[str, np.ndarray]:
         with torch.inference_mode():
-            probs, rmd, _ = module(torch.from_numpy(x))
-        return {"probs": probs.numpy(), "rmd": rmd.numpy()}
+            probs, rmd, ood, _ = module(torch.from_numpy(x))
+        return {"probs": probs.numpy(), "rmd": rmd.numpy(), "ood": ood.numpy()}
 
     return run
 
 
 def run_all(run: Runner, x: np.ndarray, batch: int = 256) -> dict[str, np.ndarray]:
     outs = [run(x[i : i + batch]) for i in range(0, len(x), batch)]
-    return {k: np.concatenate([o[k] for o in outs]) for k in ("probs", "rmd")}
+    return {k: np.concatenate([o[k] for o in outs]) for k in ("probs", "rmd", "ood")}
 
 
 def latencies(runners: dict[str, Runner], x: np.ndarray, runs: int, rounds: int = 5) -> dict[str, float]:
@@ -161,6 +161,8 @@ def main() -> None:
         calib_images=inputs.ood_calib_images,
         metrics=inputs.metrics,
         name="bench",
+        negatives=inputs.negatives,
+        extra_faces=inputs.extra_faces,
     )
     fit_s = time.perf_counter() - t0
     files: dict[str, Path] = {}
@@ -212,7 +214,7 @@ def main() -> None:
     outs = {name: run_all(run, x) for name, run in runners.items()}
     ms = latencies(runners, x, args.runs)
     ref = outs["pytorch fp32"]
-    ref_score = ood_scores(ref["rmd"], quantiles["pytorch fp32"])
+    ref_score = ood_scores(ref["ood"], quantiles["pytorch fp32"])
     rows: list[dict[str, Any]] = []
     for name, o in outs.items():
         rep = classification_report(test.labels, o["probs"], labels)
@@ -228,7 +230,7 @@ def main() -> None:
                 "max_abs_drmd": float(np.abs(o["rmd"] - ref["rmd"]).max()),
                 "top1_agreement": float((o["probs"].argmax(1) == ref["probs"].argmax(1)).mean()),
                 "mean_abs_dood_score": float(
-                    np.abs(ood_scores(o["rmd"], quantiles[name]) - ref_score).mean()
+                    np.abs(ood_scores(o["ood"], quantiles[name]) - ref_score).mean()
                 ),
                 "export_s": build_s.get(name),
             }

@@ -37,7 +37,7 @@ needs_converter = pytest.mark.skipif(
 needs_litert = pytest.mark.skipif(
     not HAS_LITERT, reason="LiteRT runtime absent: pip install 'emoar[litert]' (ai-edge-litert)"
 )
-OUTPUTS = ("probs", "rmd", "features")
+OUTPUTS = ("probs", "rmd", "ood", "features")
 N_FACES = 256  # PrivateTest faces used for parity
 
 
@@ -72,6 +72,8 @@ def reference(checkpoint: Path) -> Deployable:
         train_labels=inputs.train_labels,
         calib_images=inputs.ood_calib_images,
         metrics=inputs.metrics,
+        negatives=inputs.negatives,
+        extra_faces=inputs.extra_faces,
     )
 
 
@@ -128,7 +130,7 @@ def _assert_parity(got: dict[str, np.ndarray], ref: dict[str, np.ndarray], tol: 
     for k in OUTPUTS:
         assert got[k].shape == ref[k].shape, k
         # distances are O(10-100): 1e-3 relative to their scale, absolute for probs/features
-        scale = max(1.0, float(np.abs(ref[k]).max())) if k == "rmd" else 1.0
+        scale = max(1.0, float(np.abs(ref[k]).max())) if k in ("rmd", "ood") else 1.0
         np.testing.assert_allclose(got[k], ref[k], atol=tol * scale, rtol=0, err_msg=k)
 
 
@@ -282,6 +284,7 @@ def _drop(*keys: str) -> Callable[[dict[str, str]], None]:
         (_set("emoar.std", "0"), "invalid input size or std"),
         (_set("emoar.ood_quantiles", "[1, 2,"), "corrupt emoar metadata"),
         (_set("emoar.metrics", "{oops"), "corrupt emoar metadata"),
+        (_set("emoar.ood_output", "nope"), "names 'nope', which the model does not output"),
     ],
     ids=[
         "no-metadata",
@@ -296,6 +299,7 @@ def _drop(*keys: str) -> Callable[[dict[str, str]], None]:
         "std-zero",
         "quantiles-truncated",
         "metrics-not-json",
+        "ood-output-unknown",
     ],
 )
 def test_missing_or_corrupt_metadata_is_a_clear_error(

@@ -54,3 +54,38 @@ def test_semantics_on_real_faces(pipe, photos_dir: Path) -> None:  # type: ignor
     portrait = pipe.process(read_image(photos_dir / "portrait.jpg")).faces
     assert len(portrait) == 1 and portrait[0].expression != "happy"
     assert not astronaut[0].uncertain and not portrait[0].uncertain
+
+
+def test_shipped_model_tells_faces_from_non_faces(fer_csv: Path, photos_dir: Path) -> None:
+    """The OOD score on real faces (FER2013 PrivateTest, the faces in the shared photos) vs
+    patches that are not faces (text, bricks, a rocket, coins from scikit-image; none of these
+    images is used when the model is exported)."""
+    pytest.importorskip("skimage")
+    import cv2
+    import skimage.data as skd
+
+    from emoar.classify import ExpressionClassifier
+    from emoar.models import resolve_model
+    from emoar.train.data import load_fer2013_csv
+
+    clf = ExpressionClassifier(resolve_model("default"))
+    test = load_fer2013_csv(fer_csv)["PrivateTest"]
+    faces = test.images[test.nf < 0.5][:500]
+    rng = np.random.default_rng(0)
+    patches = []
+    for name in ("text", "brick", "rocket", "coins", "page", "gravel"):
+        img = getattr(skd, name)()
+        g = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY) if img.ndim == 3 else img
+        for _ in range(20):
+            s = int(rng.integers(40, min(g.shape) // 2))
+            y, x = int(rng.integers(0, g.shape[0] - s)), int(rng.integers(0, g.shape[1] - s))
+            patches.append(cv2.resize(g[y : y + s, x : x + s], (48, 48), interpolation=cv2.INTER_AREA))
+    f, n = clf.classify(faces), clf.classify(np.stack(patches))
+    assert f.uncertain.mean() < 0.1  # ~5% of real faces by design
+    assert n.uncertain.mean() > 0.8
+    # AUROC: a random non-face scores above a random face
+    auroc = float((n.ood_score[:, None] > f.ood_score[None, :]).mean())
+    assert auroc > 0.95
+    with Pipeline.from_options(PipelineOptions()) as p:
+        group = p.process(read_image(photos_dir / "office_group.jpg")).faces
+    assert len(group) == 8 and sum(x.uncertain for x in group) <= 1  # small faces are faces too

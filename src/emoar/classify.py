@@ -41,7 +41,9 @@ class ModelInfo:
         input_size: (height, width) of the input crop in pixels.
         mean: pixel mean in [0, 1] units.
         std: pixel std in [0, 1] units.
-        ood_quantiles: 101 quantiles of the OOD distance on held-out real faces (or empty).
+        ood_quantiles: 101 quantiles of the OOD output on held-out real faces (or empty).
+        ood_output: the graph output those quantiles describe (``ood``; ``rmd`` in files
+            exported before the face / non-face discriminator existed).
         ood_threshold: score in [0, 1] above which a face is ``uncertain``.
         metrics: measured metrics stored at export time.
         metadata: every ``metadata_props`` entry.
@@ -57,6 +59,7 @@ class ModelInfo:
     ood_threshold: float
     metrics: dict[str, Any]
     metadata: dict[str, str]
+    ood_output: str = "rmd"
 
 
 def _parse_info(path: Path, meta: dict[str, str]) -> ModelInfo:
@@ -80,7 +83,17 @@ def _parse_info(path: Path, meta: dict[str, str]) -> ModelInfo:
     if std <= 0 or h <= 0 or w <= 0:
         raise ModelMetadataError(f"{path}: invalid input size or std in metadata")
     return ModelInfo(
-        path, meta.get("emoar.name", path.stem), labels, (h, w), mean, std, quant, thr, metrics, dict(meta)
+        path,
+        meta.get("emoar.name", path.stem),
+        labels,
+        (h, w),
+        mean,
+        std,
+        quant,
+        thr,
+        metrics,
+        dict(meta),
+        meta.get("emoar.ood_output", "rmd"),
     )
 
 
@@ -116,7 +129,19 @@ def read_model_info(path: str | os.PathLike[str]) -> ModelInfo:
         m = onnx.load(str(p), load_external_data=False)
     except Exception as e:  # noqa: BLE001
         raise ModelMetadataError(f"{p}: not a readable ONNX model ({e}){_format_hint(p)}") from e
-    return _parse_info(p, {q.key: q.value for q in m.metadata_props})
+    info = _parse_info(p, {q.key: q.value for q in m.metadata_props})
+    _check_outputs(p, info, [o.name for o in m.graph.output])
+    return info
+
+
+def _check_outputs(p: Path, info: ModelInfo, outs: list[str]) -> None:
+    if "probs" not in outs:
+        raise ModelMetadataError(f"{p}: model has no 'probs' output (outputs: {outs})")
+    if info.ood_quantiles and info.ood_output not in outs:
+        raise ModelMetadataError(
+            f"{p}: metadata 'emoar.ood_output' names {info.ood_output!r}, which the model does not "
+            f"output (outputs: {outs})"
+        )
 
 
 @dataclass(frozen=True)
@@ -176,9 +201,9 @@ class ExpressionClassifier:
                 raise ValueError(f"ood_threshold must be in [0, 1], got {ood_threshold}")
             self.info = ModelInfo(**{**self.info.__dict__, "ood_threshold": float(ood_threshold)})
         outs = [o.name for o in self._session.get_outputs()]
-        if "probs" not in outs:
-            raise ModelMetadataError(f"{p}: model has no 'probs' output (outputs: {outs})")
-        self._outputs = ["probs"] + (["rmd"] if "rmd" in outs and self.info.ood_quantiles else [])
+        _check_outputs(p, self.info, outs)
+        ood_out = self.info.ood_output
+        self._outputs = ["probs"] + ([ood_out] if ood_out in outs and self.info.ood_quantiles else [])
         self._input = self._session.get_inputs()[0].name
         self._quant = np.asarray(self.info.ood_quantiles, dtype=np.float64)
 
@@ -192,12 +217,13 @@ class ExpressionClassifier:
         """(height, width) in pixels of the crops :meth:`classify` expects."""
         return self.info.input_size
 
-    def ood_score(self, rmd: npt.NDArray[np.floating[Any]]) -> npt.NDArray[np.float32]:
-        """Map relative Mahalanobis distances to [0, 1] via the stored quantiles."""
+    def ood_score(self, values: npt.NDArray[np.floating[Any]]) -> npt.NDArray[np.float32]:
+        """Map the model's OOD output (see :attr:`ModelInfo.ood_output`) to [0, 1] via the
+        stored quantiles: the share of held-out real faces with a smaller value."""
         q = self._quant
         levels = np.linspace(0.0, 1.0, len(q))
         # np.interp needs increasing x; quantiles may repeat, which interp tolerates.
-        return np.interp(rmd, q, levels, left=0.0, right=1.0).astype(np.float32)
+        return np.interp(values, q, levels, left=0.0, right=1.0).astype(np.float32)
 
     def classify(self, crops: npt.NDArray[np.uint8]) -> ClassifierOutput:
         """Classify (N, H, W) uint8 grayscale crops at :attr:`input_size`.

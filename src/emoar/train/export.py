@@ -7,11 +7,15 @@ The exported graph has one input ``input`` (N, 1, H, W) float32, already normali
 * ``rmd`` (N,): relative Mahalanobis distance (Ren et al. 2021) of the penultimate features:
   ``min_k d_k(f) - d_0(f)`` where ``d_k`` uses the class means and a shared covariance and
   ``d_0`` a background Gaussian fitted on all training features;
+* ``ood`` (N,): the out-of-distribution logit the runtime scores: a logistic "not a face"
+  discriminator on ``[features, rmd]`` fitted on training faces against non-face patches
+  (outlier exposure, :mod:`emoar.train.negatives`); it equals ``rmd`` for a model exported
+  without negatives;
 * ``features`` (N, D): the penultimate features (for analysis / re-fitting).
 
 The metadata (a flat ``str -> str`` map, keys ``emoar.*``) carry the label order, input size,
 normalisation, the architecture, the training data, measured metrics and the OOD calibration
-(quantiles of ``rmd`` on held-out real faces, so the runtime can turn a distance into a score
+(quantiles of ``ood`` on held-out real faces, so the runtime can turn a distance into a score
 in [0, 1]) and threshold. Where they live:
 
 * ONNX: ``metadata_props`` (read back by :class:`emoar.classify.ExpressionClassifier`);
@@ -50,9 +54,11 @@ __all__ = [
     "FORMAT_VERSION",
     "TFLITE_METADATA_NAME",
     "Deployable",
+    "NonFaceHead",
     "OodStats",
     "export_onnx",
     "export_tflite",
+    "fit_nonface",
     "fit_ood",
     "ood_quantiles",
     "prepare_export",
@@ -70,7 +76,7 @@ FORMAT_VERSION = "1"
 DEFAULT_OOD_THRESHOLD = 0.95
 #: Name of the TF Lite ``metadata`` entry that holds the emoar metadata as JSON.
 TFLITE_METADATA_NAME = "emoar"
-OUTPUT_NAMES = ("probs", "rmd", "features")
+OUTPUT_NAMES = ("probs", "rmd", "ood", "features")
 
 
 class OodStats:
@@ -157,6 +163,68 @@ def fit_ood(feats: np.ndarray, labels: np.ndarray, num_classes: int) -> OodStats
     return OodStats(means, _precision(cov), bg_mean, _precision(bg_cov))
 
 
+@dataclass(frozen=True)
+class NonFaceHead:
+    """Logistic "not a face" discriminator: ``logit = features @ w + w_rmd * rmd + b``."""
+
+    w: np.ndarray
+    w_rmd: float
+    b: float
+
+    def logit(self, feats: np.ndarray, rmd: np.ndarray) -> np.ndarray:
+        """The discriminator's logit (higher = less like a training face), numpy reference."""
+        return feats.astype(np.float64) @ self.w.astype(np.float64) + self.w_rmd * rmd + self.b
+
+
+def fit_nonface(
+    face_feats: np.ndarray,
+    face_rmd: np.ndarray,
+    neg_feats: np.ndarray,
+    neg_rmd: np.ndarray,
+    *,
+    l2: float = 1e-3,
+    max_iter: int = 200,
+) -> NonFaceHead:
+    """Fit the face / non-face logistic regression on ``[features, rmd]`` (outlier exposure).
+
+    Inputs are standardised, the two classes weighted equally, L2 penalty ``l2`` on the
+    standardised weights (L-BFGS, float64); the returned weights apply to raw inputs.
+
+    Raises:
+        ValueError: no faces or no negatives.
+    """
+    if len(face_feats) == 0 or len(neg_feats) == 0:
+        raise ValueError("fit_nonface needs both faces and non-face patches")
+    x = np.concatenate(
+        [
+            np.concatenate([face_feats, face_rmd[:, None]], 1),
+            np.concatenate([neg_feats, neg_rmd[:, None]], 1),
+        ]
+    ).astype(np.float64)
+    y = np.r_[np.zeros(len(face_feats)), np.ones(len(neg_feats))]
+    mu, sd = x.mean(0), x.std(0) + 1e-6
+    xt = torch.from_numpy((x - mu) / sd)
+    yt = torch.from_numpy(y)
+    w = torch.zeros(x.shape[1], dtype=torch.float64, requires_grad=True)
+    b = torch.zeros(1, dtype=torch.float64, requires_grad=True)
+    pos_weight = torch.tensor(len(face_feats) / len(neg_feats), dtype=torch.float64)
+    opt = torch.optim.LBFGS([w, b], max_iter=max_iter, line_search_fn="strong_wolfe")
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        loss = (
+            nn.functional.binary_cross_entropy_with_logits(xt @ w + b, yt, pos_weight=pos_weight)
+            + l2 * (w * w).sum()
+        )
+        loss.backward()  # type: ignore[no-untyped-call]
+        return loss
+
+    opt.step(closure)  # type: ignore[no-untyped-call]
+    ws = w.detach().numpy() / sd
+    b0 = float(b.detach()[0]) - float(mu @ ws)
+    return NonFaceHead(ws[:-1].astype(np.float32), float(ws[-1]), b0)
+
+
 class _Deployed(nn.Module):
     center: torch.Tensor
     w: torch.Tensor
@@ -164,13 +232,24 @@ class _Deployed(nn.Module):
     m_sq: torch.Tensor
     w0: torch.Tensor
 
-    def __init__(self, net: FerNet, ood: OodStats) -> None:
+    nf_w: torch.Tensor
+    nf_w_rmd: torch.Tensor
+    nf_b: torch.Tensor
+
+    def __init__(self, net: FerNet, ood: OodStats, nonface: NonFaceHead | None = None) -> None:
         super().__init__()
         self.net = net
         for k, v in ood.graph_constants().items():
             self.register_buffer(k, torch.from_numpy(v))
+        self.has_nonface = nonface is not None
+        if nonface is not None:
+            # elementwise products and reductions only (no reshapes): shape inference for int8
+            # quantization and the TF Lite converter take it as they take the distances above
+            self.register_buffer("nf_w", torch.from_numpy(nonface.w.astype(np.float32)[None, :]))
+            self.register_buffer("nf_w_rmd", torch.tensor([nonface.w_rmd], dtype=torch.float32))
+            self.register_buffer("nf_b", torch.tensor([nonface.b], dtype=torch.float32))
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         f = self.net.forward_features(x)
         probs = torch.softmax(self.net.head(f), dim=1)
         c = f - self.center  # N,D
@@ -179,7 +258,10 @@ class _Deployed(nn.Module):
         g0 = c @ self.w0  # whitened for the background Gaussian
         md0 = (g0 * g0).sum(1, keepdim=True)  # N,1
         rmd = (md - md0).min(dim=1).values  # N
-        return probs, rmd, f
+        if not self.has_nonface:
+            return probs, rmd, rmd, f
+        ood = (f * self.nf_w).sum(dim=1) + rmd * self.nf_w_rmd + self.nf_b  # N
+        return probs, rmd, ood, f
 
 
 class _NamedOutputs(nn.Module):
@@ -200,12 +282,13 @@ class Deployable:
 
     Attributes:
         module: eval-mode module mapping (N, 1, H, W) normalised input to ``probs``, ``rmd``,
-            ``features``.
+            ``ood``, ``features``.
         metadata: the ``emoar.*`` key/value metadata stored with the model.
         input_size: (height, width) in pixels.
         mean: pixel mean in [0, 1] units.
         std: pixel std in [0, 1] units.
         ood: the fitted OOD statistics.
+        nonface: the fitted face / non-face discriminator (None without negatives).
     """
 
     module: nn.Module
@@ -214,6 +297,7 @@ class Deployable:
     mean: float
     std: float
     ood: OodStats
+    nonface: NonFaceHead | None = None
 
 
 def prepare_export(
@@ -225,6 +309,8 @@ def prepare_export(
     metrics: dict[str, Any] | None = None,
     name: str | None = None,
     ood_threshold: float = DEFAULT_OOD_THRESHOLD,
+    negatives: dict[str, np.ndarray] | None = None,
+    extra_faces: np.ndarray | None = None,
 ) -> Deployable:
     """Load ``checkpoint``, fit the OOD statistics and build the deployable module + metadata.
 
@@ -237,6 +323,11 @@ def prepare_export(
         metrics: measured metrics to store (e.g. PublicTest accuracy).
         name: model name stored in the metadata (default: the checkpoint's file stem).
         ood_threshold: score above which a face is reported uncertain.
+        negatives: non-face (N, H, W) uint8 patches by source (see
+            :func:`emoar.train.negatives.non_face_patches`); with them the exported ``ood``
+            output is the face / non-face discriminator, without them it is ``rmd``.
+        extra_faces: more (N, H, W) uint8 faces for the discriminator's face side only
+            (e.g. :func:`emoar.train.negatives.low_resolution_faces`).
 
     Raises:
         ValueError: unreadable checkpoint.
@@ -244,10 +335,24 @@ def prepare_export(
     model, meta = load_checkpoint(checkpoint)
     model = model.float().eval()
     labels = meta["labels"]
-    _, feats = predict_logits(model, train_images, meta["mean"], meta["std"], features=True)
-    ood = fit_ood(np.asarray(feats), train_labels, len(labels))
-    _, cfeats = predict_logits(model, calib_images, meta["mean"], meta["std"], features=True)
-    quantiles = ood_quantiles(ood.rmd(np.asarray(cfeats)))
+
+    def features(images: np.ndarray) -> np.ndarray:
+        return np.asarray(predict_logits(model, images, meta["mean"], meta["std"], features=True)[1])
+
+    feats = features(train_images)
+    ood = fit_ood(feats, train_labels, len(labels))
+    cfeats = features(calib_images)
+    nonface = None
+    neg_counts = {k: len(v) for k, v in (negatives or {}).items() if len(v)}
+    if neg_counts:
+        nfeats = features(np.concatenate([v for v in (negatives or {}).values() if len(v)]))
+        pfeats = feats
+        if extra_faces is not None and len(extra_faces):
+            pfeats = np.concatenate([feats, features(extra_faces)])
+        nonface = fit_nonface(pfeats, ood.rmd(pfeats), nfeats, ood.rmd(nfeats))
+        quantiles = ood_quantiles(nonface.logit(cfeats, ood.rmd(cfeats)))
+    else:
+        quantiles = ood_quantiles(ood.rmd(cfeats))
     h, w = (int(v) for v in meta["input_size"])
     props = {
         "emoar.format_version": FORMAT_VERSION,
@@ -258,20 +363,30 @@ def prepare_export(
         "emoar.color": "gray",
         "emoar.mean": repr(float(meta["mean"])),
         "emoar.std": repr(float(meta["std"])),
-        "emoar.ood_method": "relative_mahalanobis",
+        "emoar.ood_method": (
+            "relative_mahalanobis+outlier_exposure" if nonface is not None else "relative_mahalanobis"
+        ),
+        "emoar.ood_output": "ood",
+        "emoar.ood_negatives": json.dumps(neg_counts),
         "emoar.ood_quantiles": json.dumps(quantiles),
         "emoar.ood_threshold": repr(float(ood_threshold)),
         "emoar.train_source": str(meta.get("train_source", "")),
         "emoar.metrics": json.dumps(metrics or {"val_acc": meta.get("val_acc")}),
     }
     return Deployable(
-        _Deployed(model, ood).eval(), props, (h, w), float(meta["mean"]), float(meta["std"]), ood
+        _Deployed(model, ood, nonface).eval(),
+        props,
+        (h, w),
+        float(meta["mean"]),
+        float(meta["std"]),
+        ood,
+        nonface,
     )
 
 
-def ood_quantiles(rmd: np.ndarray) -> list[float]:
-    """The 101 quantiles (0%, 1%, ..., 100%) of relative Mahalanobis distances, rounded."""
-    q = np.quantile(np.asarray(rmd, dtype=np.float64), np.linspace(0, 1, 101))
+def ood_quantiles(values: np.ndarray) -> list[float]:
+    """The 101 quantiles (0%, 1%, ..., 100%) of OOD values on held-out faces, rounded."""
+    q = np.quantile(np.asarray(values, dtype=np.float64), np.linspace(0, 1, 101))
     return [round(float(v), 5) for v in q]
 
 

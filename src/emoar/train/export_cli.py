@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from emoar.train.data import load_dataset
+from emoar.train.negatives import low_resolution_faces, non_face_patches
 
 __all__ = [
     "CALIBRATION_SIZE",
@@ -37,14 +38,18 @@ logger = logging.getLogger(__name__)
 
 #: Training faces used to calibrate int8 activation ranges.
 CALIBRATION_SIZE = 1024
-#: Training faces the OOD Gaussians are fitted on.
+#: Training faces the OOD Gaussians and the face / non-face discriminator are fitted on.
 OOD_FIT_SIZE = 20000
+#: Non-face patches per generated source (see :mod:`emoar.train.negatives`).
+NEGATIVES_PER_SOURCE = 600
+#: Low-resolution copies of training faces on the discriminator's face side.
+LOW_RES_FACES = 3000
 
 
 def ood_head_nodes(model: Any) -> list[str]:
-    """Names of the nodes that compute ``rmd`` from ``features`` (the OOD head) in an exported graph.
+    """Names of the nodes that compute ``rmd`` and ``ood`` from ``features`` (the OOD head).
 
-    Found structurally (ancestors of the ``rmd`` output that are not ancestors of
+    Found structurally (ancestors of the ``rmd`` / ``ood`` outputs that are not ancestors of
     ``features``), so it holds for every architecture, whatever ops its backbone uses.
     """
     producer = {o: n for n in model.graph.node for o in n.output}
@@ -60,7 +65,12 @@ def ood_head_nodes(model: Any) -> list[str]:
             stack.extend(node.input)
         return seen
 
-    return sorted(ancestors("rmd") - ancestors("features"))
+    outputs = {o.name for o in model.graph.output}
+    head: set[str] = set()
+    for name in ("rmd", "ood"):
+        if name in outputs:
+            head |= ancestors(name)
+    return sorted(head - ancestors("features"))
 
 
 def quantize_int8(
@@ -126,8 +136,10 @@ def quantize_int8(
     outp.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         pre = Path(tmp) / "pre.onnx"
-        # shape inference + constant folding, as onnxruntime recommends before quantizing
-        quant_pre_process(str(fp32_path), str(pre), skip_symbolic_shape=False)
+        # ONNX shape inference + constant folding, as onnxruntime recommends before quantizing
+        # (its symbolic shape inference is for dynamic transformer shapes; it trips on the
+        # OOD head's reductions and a CNN with a dynamic batch does not need it)
+        quant_pre_process(str(fp32_path), str(pre), skip_symbolic_shape=True)
         quantize_static(
             str(pre),
             str(outp),
@@ -151,7 +163,8 @@ def quantize_int8(
         }
     )
     if ood_calib_images is not None and len(ood_calib_images):
-        meta["emoar.ood_quantiles"] = json.dumps(_rmd_quantiles(q, ood_calib_images, mean, std))
+        ood_out = meta.get("emoar.ood_output", "rmd")
+        meta["emoar.ood_quantiles"] = json.dumps(_ood_quantiles(q, ood_out, ood_calib_images, mean, std))
     del q.metadata_props[:]
     for k, v in meta.items():
         p = q.metadata_props.add()
@@ -162,7 +175,7 @@ def quantize_int8(
     return outp
 
 
-def _rmd_quantiles(model: Any, images: np.ndarray, mean: float, std: float) -> list[float]:
+def _ood_quantiles(model: Any, output: str, images: np.ndarray, mean: float, std: float) -> list[float]:
     import onnxruntime as ort
 
     from emoar.preprocess import preprocess
@@ -171,11 +184,11 @@ def _rmd_quantiles(model: Any, images: np.ndarray, mean: float, std: float) -> l
     so = ort.SessionOptions()
     so.log_severity_level = 3
     sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
-    rmd = [
-        sess.run(["rmd"], {"input": preprocess(images[i : i + 256], mean, std)})[0]
+    vals = [
+        sess.run([output], {"input": preprocess(images[i : i + 256], mean, std)})[0]
         for i in range(0, len(images), 256)
     ]
-    return ood_quantiles(np.concatenate(rmd))
+    return ood_quantiles(np.concatenate(vals))
 
 
 @dataclass(frozen=True)
@@ -188,6 +201,9 @@ class ExportInputs:
         ood_calib_images: held-out faces (PublicTest) that calibrate the OOD score.
         quant_calib_images: training faces that calibrate int8 activation ranges.
         metrics: measured metrics stored in the file.
+        negatives: non-face patches by source for the face / non-face discriminator
+            (:func:`emoar.train.negatives.non_face_patches`).
+        extra_faces: low-resolution training faces for the discriminator's face side.
     """
 
     train_images: np.ndarray
@@ -195,6 +211,8 @@ class ExportInputs:
     ood_calib_images: np.ndarray
     quant_calib_images: np.ndarray
     metrics: dict[str, Any]
+    negatives: dict[str, np.ndarray]
+    extra_faces: np.ndarray
 
 
 def load_export_inputs(checkpoint: str | os.PathLike[str], data: str | None = None) -> ExportInputs:
@@ -222,15 +240,26 @@ def load_export_inputs(checkpoint: str | os.PathLike[str], data: str | None = No
     if limit:  # fit on the same slice the model was trained on
         tr = tr.subset(np.arange(min(limit, len(tr))))
         va = va.subset(np.arange(min(max(limit // 4, 64), len(va))))
+    # FER+ raters call some FER2013 images "not a face": they are negatives, not faces
+    tr_nf = tr.nf >= 0.5 if tr.nf is not None else np.zeros(len(tr), bool)
+    va_face = va.nf < 0.5 if va.nf is not None else np.ones(len(va), bool)
+    faces = np.flatnonzero(~tr_nf)
     rng = np.random.default_rng(0)
-    fit_idx = np.sort(rng.permutation(len(tr))[:OOD_FIT_SIZE])
+    fit_idx = np.sort(rng.permutation(faces)[:OOD_FIT_SIZE])
     calib_idx = np.sort(rng.permutation(fit_idx)[:CALIBRATION_SIZE])
+    neg_rng = np.random.default_rng(1)
+    negatives = non_face_patches(
+        tr.images[faces], tr.images[tr_nf], neg_rng, n_per_source=NEGATIVES_PER_SOURCE
+    )
+    extra_faces = low_resolution_faces(tr.images[fit_idx], LOW_RES_FACES, neg_rng)
     return ExportInputs(
         train_images=tr.images[fit_idx],
         train_labels=tr.labels[fit_idx],
-        ood_calib_images=va.images,
+        ood_calib_images=va.images[va_face],
         quant_calib_images=tr.images[calib_idx],
         metrics={"publictest_accuracy": meta.get("val_acc"), "epochs": meta.get("epoch")},
+        negatives=negatives,
+        extra_faces=extra_faces,
     )
 
 
@@ -283,6 +312,8 @@ def run_export(
         calib_images=inputs.ood_calib_images,
         metrics=inputs.metrics,
         name=name or outp.stem,
+        negatives=inputs.negatives,
+        extra_faces=inputs.extra_faces,
     )
     if fmt == "tflite":
         return save_tflite(dep, outp)
