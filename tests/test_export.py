@@ -101,6 +101,11 @@ def onnx_fp32(checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
 
 
 @pytest.fixture(scope="session")
+def onnx_fp16(checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _export(checkpoint, tmp_path_factory.mktemp("fp16") / "m.fp16.onnx", "--weights", "fp16")
+
+
+@pytest.fixture(scope="session")
 def onnx_int8(checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return _export(checkpoint, tmp_path_factory.mktemp("int8") / "m.int8.onnx", "--int8")
 
@@ -160,6 +165,33 @@ def test_tflite_fp32_matches_pytorch_and_onnx(
     _assert_parity(got, _run_onnx(onnx_fp32, x))
     one = _run_tflite(tflite_fp32, x[:1])  # ... and one face, as a phone runs it
     _assert_parity(one, {k: v[:1] for k, v in torch_out.items()})
+
+
+def test_fp16_weight_storage_halves_the_file_and_keeps_outputs(
+    onnx_fp16: Path,
+    onnx_fp32: Path,
+    reference: Deployable,
+    faces: np.ndarray,
+    torch_out: dict[str, np.ndarray],
+) -> None:
+    assert onnx_fp16.stat().st_size < 0.6 * onnx_fp32.stat().st_size
+    m = onnx.load(str(onnx_fp16))
+    assert any(i.data_type == onnx.TensorProto.FLOAT16 for i in m.graph.initializer)
+    assert [o.name for o in m.graph.output] == list(OUTPUTS)
+    assert read_model_info(onnx_fp16).metadata["emoar.weight_storage"].startswith("fp16")
+    got = _run_onnx(onnx_fp16, preprocess(faces, reference.mean, reference.std))
+    # float16 rounding of the weights (relative 2^-11) is the only difference
+    _assert_parity(got, torch_out, tol=5e-3)
+    assert float((got["probs"].argmax(1) == torch_out["probs"].argmax(1)).mean()) >= 0.99
+
+
+@pytest.mark.parametrize("extra", [["--int8"], ["--format", "tflite"]], ids=["int8", "tflite"])
+def test_fp16_weights_only_for_float_onnx(checkpoint: Path, tmp_path: Path, capsys, extra: list[str]) -> None:  # type: ignore[no-untyped-def]
+    out = tmp_path / "m.onnx"
+    assert (
+        main(["export", "--checkpoint", str(checkpoint), "--out", str(out), "--weights", "fp16", *extra]) == 1
+    )
+    assert "--weights fp16" in capsys.readouterr().err and not out.exists()
 
 
 def test_int8_onnx_from_cli_loads_and_runs(onnx_int8: Path, onnx_fp32: Path, faces: np.ndarray) -> None:

@@ -398,7 +398,13 @@ def cmd_export(args: argparse.Namespace) -> int:
         raise CliError(f"export needs PyTorch and onnx: pip install 'emoar[train]' ({e})") from e
     try:
         path = run_export(
-            args.checkpoint, fmt=args.format, out=args.out, int8=args.int8, data=args.data, name=args.name
+            args.checkpoint,
+            fmt=args.format,
+            out=args.out,
+            int8=args.int8,
+            data=args.data,
+            name=args.name,
+            weights=args.weights,
         )
     except ValueError as e:
         raise CliError(str(e)) from e
@@ -537,6 +543,12 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--checkpoint", required=True)
     x.add_argument("--format", default="onnx", choices=["onnx", "tflite"])
     x.add_argument("--int8", action="store_true", help="post-training static int8 quantization (ONNX only)")
+    x.add_argument(
+        "--weights",
+        default="fp32",
+        choices=["fp32", "fp16"],
+        help="ONNX weight storage: fp16 halves the file, the graph still computes in float32",
+    )
     x.add_argument("--out", help="output file")
     x.add_argument(
         "--data", help="training data to fit OOD statistics / calibrate (default: the checkpoint's)"

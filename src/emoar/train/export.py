@@ -65,6 +65,7 @@ __all__ = [
     "read_tflite_metadata",
     "save_onnx",
     "save_tflite",
+    "store_weights_fp16",
     "write_tflite_metadata",
 ]
 
@@ -390,9 +391,68 @@ def ood_quantiles(values: np.ndarray) -> list[float]:
     return [round(float(v), 5) for v in q]
 
 
-def save_onnx(dep: Deployable, out: str | os.PathLike[str], *, opset: int = 18) -> Path:
-    """Write ``dep`` as ONNX (dynamic batch, opset ``opset``) with its metadata in ``metadata_props``."""
+#: Weight tensors smaller than this stay float32 under ``weights="fp16"`` (biases, BN).
+FP16_MIN_ELEMENTS = 1024
+
+
+def store_weights_fp16(model: Any, *, prefix: str = "net.", min_elements: int = FP16_MIN_ELEMENTS) -> int:
+    """Store the backbone's large float32 weights as float16, each behind a ``Cast`` to float32.
+
+    The graph still computes in float32: onnxruntime folds the casts at load time, so speed
+    and memory at run time are those of the float32 model, while the file is about half the
+    size. The OOD head's matrices (not under ``prefix``) keep float32. Edits ``model`` in
+    place; returns the number of tensors converted.
+    """
+    from onnx import TensorProto, helper, numpy_helper
+
+    g = model.graph
+    renamed: dict[str, str] = {}
+    keep = []
+    casts = []
+    for init in g.initializer:
+        if (
+            init.data_type == TensorProto.FLOAT
+            and init.name.startswith(prefix)
+            and int(np.prod(init.dims)) >= min_elements
+        ):
+            half = numpy_helper.from_array(
+                numpy_helper.to_array(init).astype(np.float16), init.name + "_fp16"
+            )
+            keep.append(half)
+            casts.append(
+                helper.make_node(
+                    "Cast", [half.name], [init.name], to=TensorProto.FLOAT, name=init.name + "_cast"
+                )
+            )
+            renamed[init.name] = half.name
+        else:
+            keep.append(init)
+    del g.initializer[:]
+    g.initializer.extend(keep)
+    for i, node in enumerate(casts):
+        g.node.insert(i, node)
+    return len(renamed)
+
+
+def save_onnx(
+    dep: Deployable, out: str | os.PathLike[str], *, opset: int = 18, weights: str = "fp32"
+) -> Path:
+    """Write ``dep`` as ONNX (dynamic batch, opset ``opset``) with its metadata in ``metadata_props``.
+
+    Args:
+        dep: from :func:`prepare_export`.
+        out: output .onnx path.
+        opset: ONNX opset.
+        weights: ``fp32``, or ``fp16`` to store the backbone's weights at half size (the graph
+            still computes in float32, see :func:`store_weights_fp16`).
+
+    Raises:
+        ValueError: unknown ``weights``.
+    """
     import onnx
+
+    if weights not in ("fp32", "fp16"):
+        raise ValueError(f"Unknown weight storage {weights!r}; choose fp32 or fp16")
 
     h, w = dep.input_size
     dummy = torch.zeros(2, 1, h, w)
@@ -430,8 +490,12 @@ def save_onnx(dep: Deployable, out: str | os.PathLike[str], *, opset: int = 18) 
         tmp_path = Path(tmp) / "model.onnx"
         prog.save(str(tmp_path), external_data=False)
         m = onnx.load(str(tmp_path))
+    meta = dict(dep.metadata)
+    if weights == "fp16":
+        n = store_weights_fp16(m)
+        meta["emoar.weight_storage"] = f"fp16 ({n} backbone tensors; computed in float32)"
     del m.metadata_props[:]
-    for k, v in dep.metadata.items():
+    for k, v in meta.items():
         p = m.metadata_props.add()
         p.key, p.value = k, v
     m.producer_name = "emoar"
@@ -452,6 +516,9 @@ def export_onnx(
     name: str | None = None,
     ood_threshold: float = DEFAULT_OOD_THRESHOLD,
     opset: int = 18,
+    negatives: dict[str, np.ndarray] | None = None,
+    extra_faces: np.ndarray | None = None,
+    weights: str = "fp32",
 ) -> Path:
     """Export ``checkpoint`` to ``out`` (.onnx) with metadata and fitted OOD statistics.
 
@@ -466,6 +533,10 @@ def export_onnx(
         name: model name stored in the metadata (default: ``out``'s stem).
         ood_threshold: score above which a face is reported uncertain.
         opset: ONNX opset.
+        negatives: non-face patches for the face / non-face discriminator (see
+            :func:`prepare_export`).
+        extra_faces: more faces for the discriminator's face side.
+        weights: ``fp32`` or ``fp16`` weight storage (see :func:`save_onnx`).
     """
     dep = prepare_export(
         checkpoint,
@@ -475,8 +546,10 @@ def export_onnx(
         metrics=metrics,
         name=name or Path(out).stem,
         ood_threshold=ood_threshold,
+        negatives=negatives,
+        extra_faces=extra_faces,
     )
-    return save_onnx(dep, out, opset=opset)
+    return save_onnx(dep, out, opset=opset, weights=weights)
 
 
 def save_tflite(dep: Deployable, out: str | os.PathLike[str]) -> Path:

@@ -271,6 +271,7 @@ def run_export(
     int8: bool = False,
     data: str | None = None,
     name: str | None = None,
+    weights: str = "fp32",
 ) -> Path:
     """Export a checkpoint; returns the written file.
 
@@ -283,6 +284,8 @@ def run_export(
         data: training data to fit the OOD statistics on and calibrate with (default: the
             data recorded in the checkpoint).
         name: model name stored in the file (default: ``out``'s stem).
+        weights: ONNX float weight storage, ``fp32`` or ``fp16`` (half the file; computed in
+            float32). Not with ``int8`` or TF Lite.
 
     Raises:
         ValueError: unknown format, unsupported combination, missing converter, unreadable
@@ -297,6 +300,10 @@ def run_export(
             "--int8 is available with --format onnx; the TF Lite export is float32 "
             "(LiteRT runs it with XNNPack on phones)"
         )
+    if weights not in ("fp32", "fp16"):
+        raise ValueError(f"Unknown weight storage {weights!r}; choose fp32 or fp16")
+    if weights == "fp16" and (int8 or fmt != "onnx"):
+        raise ValueError("--weights fp16 applies to the float ONNX export (not --int8 or tflite)")
     if fmt == "tflite" and importlib.util.find_spec("litert_torch") is None:
         raise ValueError(
             "TF Lite export needs the LiteRT converter (litert-torch), which is not installed: "
@@ -318,7 +325,7 @@ def run_export(
     if fmt == "tflite":
         return save_tflite(dep, outp)
     if not int8:
-        return save_onnx(dep, outp)
+        return save_onnx(dep, outp, weights=weights)
     with tempfile.TemporaryDirectory() as tmp:
         fp32 = save_onnx(dep, Path(tmp) / "fp32.onnx")
         return quantize_int8(
