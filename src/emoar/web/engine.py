@@ -54,7 +54,8 @@ class ServedModel:
         input_size: (height, width) of the classifier input in pixels.
         mean: pixel mean in [0, 1] units (input = (gray / 255 - mean) / std).
         std: pixel std in [0, 1] units.
-        ood_quantiles: 101 quantiles of the ``rmd`` output on real faces (score = np.interp).
+        ood_output: the graph output the OOD quantiles describe (``ood``; ``rmd`` in older files).
+        ood_quantiles: 101 quantiles of that output on real faces (score = np.interp).
         ood_threshold: OOD score in [0, 1] above which a face is ``uncertain``.
     """
 
@@ -70,6 +71,7 @@ class ServedModel:
     std: float
     ood_quantiles: tuple[float, ...]
     ood_threshold: float
+    ood_output: str = "rmd"
 
     def to_dict(self, *, default: bool = False) -> dict[str, Any]:
         """JSON entry of ``GET /v1/models``."""
@@ -85,6 +87,7 @@ class ServedModel:
             "input_size": list(self.input_size),
             "mean": self.mean,
             "std": self.std,
+            "ood_output": self.ood_output,
             "ood_quantiles": list(self.ood_quantiles),
             "ood_threshold": self.ood_threshold,
             "onnx_url": f"/v1/models/{self.name}/onnx",
@@ -208,6 +211,7 @@ class Engine:
             std=float(info.std),
             ood_quantiles=tuple(float(q) for q in info.ood_quantiles),
             ood_threshold=float(info.ood_threshold),
+            ood_output=info.ood_output,
         )
         self._pools[name] = PipelinePool(pipes)
 

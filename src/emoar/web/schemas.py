@@ -80,7 +80,12 @@ class ModelOut(BaseModel):
     input_size: list[int] = Field(description="height, width of the classifier input in pixels")
     mean: float = Field(description="input = (gray / 255 - mean) / std")
     std: float
-    ood_quantiles: list[float] = Field(description="101 quantiles of the rmd output; score = interp(rmd)")
+    ood_output: str = Field(
+        default="rmd", description="the model output the OOD quantiles describe ('ood'; 'rmd' in older files)"
+    )
+    ood_quantiles: list[float] = Field(
+        description="101 quantiles of the ood_output on real faces; ood_score = interp(value, quantiles, 0..1)"
+    )
     ood_threshold: float
     onnx_url: str
 

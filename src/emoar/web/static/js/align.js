@@ -206,22 +206,22 @@ export function preprocessInto(dst, offset, gray, mean, std) {
   for (let i = 0; i < gray.length; i++) dst[offset + i] = (gray[i] / 255 - mean) / std;
 }
 
-/** OOD score in [0, 1]: np.interp(rmd, quantiles, linspace(0, 1, n), left=0, right=1). */
-export function oodScore(rmd, quantiles) {
+/** OOD score in [0, 1] of the model's OOD output v: np.interp(v, quantiles, linspace(0, 1, n), left=0, right=1). */
+export function oodScore(v, quantiles) {
   const n = quantiles.length;
-  if (!n || !Number.isFinite(rmd)) return 0;
-  if (rmd < quantiles[0]) return 0;
-  if (rmd > quantiles[n - 1]) return 1;
-  // np.interp: the last i with q[i] <= rmd, then linear between i and i + 1.
+  if (!n || !Number.isFinite(v)) return 0;
+  if (v < quantiles[0]) return 0;
+  if (v > quantiles[n - 1]) return 1;
+  // np.interp: the last i with q[i] <= v, then linear between i and i + 1.
   let lo = 0, hi = n - 1;
   while (hi - lo > 1) {
     const mid = (lo + hi) >> 1;
-    if (quantiles[mid] <= rmd) lo = mid; else hi = mid;
+    if (quantiles[mid] <= v) lo = mid; else hi = mid;
   }
-  if (rmd === quantiles[n - 1]) return 1;
+  if (v === quantiles[n - 1]) return 1;
   const q0 = quantiles[lo], q1 = quantiles[hi];
   const l0 = lo / (n - 1), l1 = hi / (n - 1);
-  return q1 > q0 ? l0 + (rmd - q0) / (q1 - q0) * (l1 - l0) : l1;
+  return q1 > q0 ? l0 + (v - q0) / (q1 - q0) * (l1 - l0) : l1;
 }
 
 /** Eye-line tilt in degrees (clockwise on screen); 0 without landmarks. */

@@ -191,14 +191,15 @@ export class OnDeviceEngine {
     });
     const tensor = new this.ort.Tensor("float32", input, [n, 1, ih, iw]);
     const feeds = { [this.session.inputNames[0]]: tensor };
-    const outNames = ["probs"].concat(this.session.outputNames.includes("rmd") && this.model.ood_quantiles.length ? ["rmd"] : []);
-    const res = await this.session.run(feeds, outNames);
+    // the output the OOD quantiles describe: "ood" (face / non-face head), "rmd" in older files
+    const oodName = this.model.ood_output || "rmd";
+    const withOod = this.session.outputNames.includes(oodName) && this.model.ood_quantiles.length > 0;
+    const res = await this.session.run(feeds, withOod ? ["probs", oodName] : ["probs"]);
     const probs = res.probs.data, C = this.model.labels.length;
     return dets.map((d, i) => {
       const p = Array.from(probs.slice(i * C, (i + 1) * C));
       const s = p.reduce((a, b) => a + b, 0) || 1;
-      const rmd = res.rmd ? res.rmd.data[i] : NaN;
-      return { p: p.map((v) => v / s), ood: res.rmd ? oodScore(rmd, this.model.ood_quantiles) : 0 };
+      return { p: p.map((v) => v / s), ood: withOod ? oodScore(res[oodName].data[i], this.model.ood_quantiles) : 0 };
     });
   }
 
