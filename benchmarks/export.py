@@ -3,7 +3,8 @@
 Usage: python benchmarks/export.py --checkpoint runs/x/best.pt [--data PATH] [--out DIR] [--runs N] [--json]
 
 Exports the checkpoint the way ``emoar export`` does (same faces, same OOD fit, same
-quantization: the functions the CLI calls) to ONNX fp32, ONNX int8 and, when the LiteRT
+quantization: the functions the CLI calls) to ONNX fp32, ONNX with fp16-stored weights
+(``--weights fp16``, what ships), ONNX int8 and, when the LiteRT
 converter is installed (``pip install 'emoar[tflite]'``), TF Lite fp32 plus an *experimental*
 TF Lite int8 (ai-edge-quantizer, installed with the converter; not offered by the CLI), and
 prints a markdown table per format:
@@ -174,6 +175,7 @@ def main() -> None:
         build_s[name] = time.perf_counter() - t
 
     timed("onnx fp32", lambda: save_onnx(dep, out / "model.onnx"))
+    timed("onnx fp16 weights", lambda: save_onnx(dep, out / "model.fp16.onnx", weights="fp16"))
     timed(
         "onnx int8",
         lambda: quantize_int8(

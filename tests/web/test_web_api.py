@@ -42,6 +42,7 @@ def test_models_lists_the_served_models_with_preprocessing(client: TestClient, e
     m = body["models"][0]
     assert m["labels"] and m["input_size"] == [48, 48] and m["std"] > 0
     assert len(m["ood_quantiles"]) in (0, 101) and 0 < m["ood_threshold"] <= 1
+    assert m["ood_output"] == "ood"  # the shipped models score the face / non-face head
     assert isinstance(m["metrics"], dict)
     assert body["alignment"]["size"] == 48 and len(body["alignment"]["template_48"]) == 5
     onnx = client.get(m["onnx_url"])

@@ -215,7 +215,7 @@ def test_js_alignment_and_classifier_match_python(
             A.preprocessInto(x, 0, crop, info.mean, info.std);
             const session = await ort.InferenceSession.create(onnxUrl, {executionProviders: ['wasm']});
             const out = await session.run({[session.inputNames[0]]: new ort.Tensor('float32', x, [1, 1, 48, 48])});
-            const ood = info.ood_quantiles.length ? A.oodScore(out.rmd.data[0], info.ood_quantiles) : 0;
+            const ood = info.ood_quantiles.length ? A.oodScore(out[info.ood_output].data[0], info.ood_quantiles) : 0;
             return {crop: Array.from(crop), probs: Array.from(out.probs.data), ood};
         }""",
         [png, list(det.box_xyxy), det.landmarks_xy.tolist(), f"/v1/models/{model.name}/onnx"],
