@@ -89,3 +89,18 @@ def test_shipped_model_tells_faces_from_non_faces(fer_csv: Path, photos_dir: Pat
     with Pipeline.from_options(PipelineOptions()) as p:
         group = p.process(read_image(photos_dir / "office_group.jpg")).faces
     assert len(group) == 8 and sum(x.uncertain for x in group) <= 1  # small faces are faces too
+
+
+def test_tta_averages_each_face_with_its_mirror(fer_csv: Path) -> None:
+    from emoar.classify import ExpressionClassifier
+    from emoar.models import resolve_model
+    from emoar.train.data import load_fer2013_csv
+
+    faces = load_fer2013_csv(fer_csv)["PrivateTest"].images[:64]
+    plain = ExpressionClassifier(resolve_model("default"))
+    tta = ExpressionClassifier(resolve_model("default"), tta=True)
+    a, b, t = plain.classify(faces), plain.classify(faces[:, :, ::-1].copy()), tta.classify(faces)
+    np.testing.assert_allclose(t.probs, (a.probs + b.probs) / 2, atol=1e-5)
+    np.testing.assert_allclose(t.probs.sum(1), 1.0, atol=1e-5)
+    np.testing.assert_array_equal(t.ood_score, a.ood_score)  # calibrated on unmirrored crops
+    assert tta.classify(faces[:0]).probs.shape == (0, 7)

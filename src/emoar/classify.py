@@ -169,7 +169,12 @@ class ExpressionClassifier:
     """
 
     def __init__(
-        self, path: str | os.PathLike[str], *, num_threads: int = 1, ood_threshold: float | None = None
+        self,
+        path: str | os.PathLike[str],
+        *,
+        num_threads: int = 1,
+        ood_threshold: float | None = None,
+        tta: bool = False,
     ) -> None:
         """Load the model.
 
@@ -177,6 +182,9 @@ class ExpressionClassifier:
             path: .onnx file exported by ``emoar export``.
             num_threads: onnxruntime intra-op threads (1 keeps latency stable on small CPUs).
             ood_threshold: override the threshold stored in the model.
+            tta: test-time augmentation: average the probabilities of each crop and its mirror
+                image (one batched call; about twice the classifier time). The OOD score is
+                the unmirrored crop's, as calibrated.
 
         Raises:
             ModelMetadataError: missing file, not ONNX, or missing metadata.
@@ -205,6 +213,7 @@ class ExpressionClassifier:
         ood_out = self.info.ood_output
         self._outputs = ["probs"] + ([ood_out] if ood_out in outs and self.info.ood_quantiles else [])
         self._input = self._session.get_inputs()[0].name
+        self.tta = bool(tta)
         self._quant = np.asarray(self.info.ood_quantiles, dtype=np.float64)
 
     @property
@@ -242,8 +251,13 @@ class ExpressionClassifier:
         c = len(self.labels)
         if n == 0:
             return ClassifierOutput(np.zeros((0, c), np.float32), np.zeros(0, np.float32), np.zeros(0, bool))
+        if self.tta:
+            x = np.concatenate([x, x[:, :, ::-1]])
         res = self._session.run(self._outputs, {self._input: preprocess(x, self.info.mean, self.info.std)})
         probs = np.asarray(res[0], dtype=np.float32)
+        if self.tta:
+            probs = ((probs[:n] + probs[n:]) / 2).astype(np.float32)
+            res = [probs] + [np.asarray(r)[:n] for r in res[1:]]
         probs /= probs.sum(1, keepdims=True)
         if len(res) > 1:
             score = self.ood_score(np.asarray(res[1]))

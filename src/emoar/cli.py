@@ -44,6 +44,7 @@ def _pipeline_options(args: argparse.Namespace) -> Any:
         detector=args.detector,
         num_threads=args.threads,
         ood_threshold=getattr(args, "ood_threshold", None),
+        tta=bool(getattr(args, "tta", False)),
         overlay_options=overlay,
     )
 
@@ -69,6 +70,9 @@ def _add_pipeline_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--ood-threshold", type=float, default=None, help="override the model's 'uncertain' threshold (0-1)"
+    )
+    p.add_argument(
+        "--tta", action="store_true", help="average each face with its mirror image (2x classifier time)"
     )
     p.add_argument("--style", choices=["full", "minimal", "emoji"], default=None, help="overlay style")
     p.add_argument("--no-quote", action="store_true", help="do not draw quote bubbles")

@@ -42,7 +42,7 @@ def predict_probs(
     from emoar.classify import ExpressionClassifier
     from emoar.models import resolve_model
 
-    clf = ExpressionClassifier(resolve_model(model), num_threads=num_threads or 1)
+    clf = ExpressionClassifier(resolve_model(model), num_threads=num_threads or 1, tta=tta)
     h, w = clf.input_size
     if images.shape[1:] != (h, w):
         import cv2
@@ -50,10 +50,7 @@ def predict_probs(
         images = np.stack([cv2.resize(im, (w, h), interpolation=cv2.INTER_AREA) for im in images])
     chunks: list[np.ndarray] = []
     for i in range(0, len(images), 512):
-        p: np.ndarray = clf.classify(images[i : i + 512]).probs
-        if tta:
-            p = (p + clf.classify(np.ascontiguousarray(images[i : i + 512, :, ::-1])).probs) / 2
-        chunks.append(p)
+        chunks.append(clf.classify(images[i : i + 512]).probs)
     probs = np.concatenate(chunks) if chunks else np.zeros((0, len(clf.labels)), np.float32)
     return probs, clf.labels, {"name": clf.info.name, "metrics": clf.info.metrics}
 

@@ -57,6 +57,20 @@ def test_analyze_single_image_prints_one_object(photos_dir: Path) -> None:
     assert isinstance(d, dict) and len(d["faces"]) == 1
 
 
+def test_analyze_tta_mirrors_each_face(photos_dir: Path) -> None:
+    img = str(photos_dir / "stage_group.jpg")
+    plain = json.loads(emoar("analyze", img, "--json").stdout)
+    r = emoar("analyze", img, "--json", "--tta")
+    assert r.returncode == 0, r.stderr
+    tta = json.loads(r.stdout)
+    assert len(tta["faces"]) == len(plain["faces"]) == 11
+    for a, b in zip(plain["faces"], tta["faces"], strict=True):
+        _check_face_json(b, tta["width"], tta["height"])
+        assert a["box_xyxy"] == b["box_xyxy"] and a["ood_score"] == b["ood_score"]
+    # averaging with the mirror changes the probabilities, not the faces
+    assert any(a["probs"] != b["probs"] for a, b in zip(plain["faces"], tta["faces"], strict=True))
+
+
 def test_analyze_bad_inputs_keep_going(photos_dir: Path, tmp_path: Path) -> None:
     text = tmp_path / "notes.jpg"
     text.write_text("this is not an image")
