@@ -106,9 +106,15 @@ def test_train_export_evaluate_end_to_end(tmp_path: Path, fer_csv: Path) -> None
         "2",
         "--max-minutes",
         "0.001",
+        "--cutout",
+        "0.25",
     )
     assert r.returncode == 0, r.stderr
     assert (out / "last.pt").is_file() and (out / "best.pt").is_file()
+    import torch
+
+    cfg = torch.load(out / "last.pt", map_location="cpu", weights_only=False)["config"]
+    assert cfg["augment"]["cutout_p"] == 0.25
     hist = json.loads((out / "history.json").read_text())
     assert len(hist) == 1 and hist[0]["train_loss"] > 0
     # ... and --resume finishes it
@@ -165,6 +171,8 @@ def test_train_bad_inputs(tmp_path: Path) -> None:
         "train", "--data", str(tmp_path), "--epochs", "1", "--out", str(tmp_path / "o"), "--arch", "bogus"
     )
     assert r.returncode == 1
+    r = _emoar("train", "--data", str(tmp_path), "--cutout", "1.5", "--out", str(tmp_path / "o"))
+    assert r.returncode == 1 and "--cutout must be in [0, 1]" in r.stderr
     r = _emoar("train", "--data", str(tmp_path), "--resume", "--out", str(tmp_path / "none"))
     assert r.returncode == 1 and "no checkpoint" in r.stderr
 

@@ -364,6 +364,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         from emoar.train.loop import TrainConfig, train
     except ImportError as e:
         raise CliError(f"training needs PyTorch: pip install 'emoar[train]' ({e})") from e
+    if not 0.0 <= args.cutout <= 1.0:
+        raise CliError(f"--cutout must be in [0, 1], got {args.cutout}")
     cfg = TrainConfig(
         data=args.data,
         out=args.out,
@@ -385,7 +387,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         init=args.init or "",
         task=args.task,
         ema_decay=args.ema,
-        augment=AugmentConfig(mix=args.mix),
+        augment=AugmentConfig(mix=args.mix, cutout_p=args.cutout),
     )
     try:
         best = train(cfg, resume=args.resume, progress=not args.quiet, max_minutes=args.max_minutes)
@@ -510,6 +512,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--soft-labels", type=float, default=0.0, help="weight of FER+ vote distributions in the target (0-1)"
     )
     t.add_argument("--mix", default="none", choices=["none", "mixup", "cutmix", "fmix"])
+    t.add_argument(
+        "--cutout", type=float, default=0.4, help="share of faces with a random square cut out (0-1)"
+    )
     t.add_argument("--ema", type=float, default=0.999, help="EMA decay of weights (0 = off)")
     t.add_argument("--patience", type=int, default=0, help="early stopping patience in epochs (0 = off)")
     t.add_argument("--teacher", help="checkpoint of a stronger model to distil from")
