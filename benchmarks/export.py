@@ -148,23 +148,14 @@ def main() -> None:
     from emoar.metrics import classification_report
     from emoar.preprocess import preprocess
     from emoar.train.data import load_fer2013_csv
-    from emoar.train.export import prepare_export, read_tflite_metadata, save_onnx, save_tflite
+    from emoar.train.export import read_tflite_metadata, save_onnx, save_tflite
     from emoar.train.export_cli import load_export_inputs, quantize_int8
 
     out = Path(args.out or tempfile.mkdtemp(prefix="emoar-export-bench-"))
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     inputs = load_export_inputs(args.checkpoint, args.data)
-    dep = prepare_export(
-        args.checkpoint,
-        train_images=inputs.train_images,
-        train_labels=inputs.train_labels,
-        calib_images=inputs.ood_calib_images,
-        metrics=inputs.metrics,
-        name="bench",
-        negatives=inputs.negatives,
-        extra_faces=inputs.extra_faces,
-    )
+    dep = inputs.prepare(args.checkpoint, name="bench")
     fit_s = time.perf_counter() - t0
     files: dict[str, Path] = {}
     build_s: dict[str, float] = {}

@@ -24,7 +24,7 @@ from emoar.classify import ExpressionClassifier, ModelMetadataError, read_model_
 from emoar.cli import main  # noqa: E402
 from emoar.preprocess import preprocess  # noqa: E402
 from emoar.train.data import FaceDataset, load_fer2013_csv  # noqa: E402
-from emoar.train.export import Deployable, prepare_export  # noqa: E402
+from emoar.train.export import Deployable  # noqa: E402
 from emoar.train.export_cli import load_export_inputs, ood_head_nodes  # noqa: E402
 from emoar.train.loop import TrainConfig, train  # noqa: E402
 
@@ -65,16 +65,7 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory, fer_csv: Path) -> Path:
 @pytest.fixture(scope="session")
 def reference(checkpoint: Path) -> Deployable:
     """The PyTorch module every export of ``checkpoint`` is made from (same faces, same fit)."""
-    inputs = load_export_inputs(checkpoint)
-    return prepare_export(
-        checkpoint,
-        train_images=inputs.train_images,
-        train_labels=inputs.train_labels,
-        calib_images=inputs.ood_calib_images,
-        metrics=inputs.metrics,
-        negatives=inputs.negatives,
-        extra_faces=inputs.extra_faces,
-    )
+    return load_export_inputs(checkpoint).prepare(checkpoint)
 
 
 @pytest.fixture(scope="session")

@@ -210,8 +210,8 @@ class ExpressionClassifier:
             self.info = ModelInfo(**{**self.info.__dict__, "ood_threshold": float(ood_threshold)})
         outs = [o.name for o in self._session.get_outputs()]
         _check_outputs(p, self.info, outs)
-        ood_out = self.info.ood_output
-        self._outputs = ["probs"] + ([ood_out] if ood_out in outs and self.info.ood_quantiles else [])
+        # _check_outputs made sure the OOD output exists whenever there are quantiles to score it
+        self._outputs = ["probs"] + ([self.info.ood_output] if self.info.ood_quantiles else [])
         self._input = self._session.get_inputs()[0].name
         self.tta = bool(tta)
         self._quant = np.asarray(self.info.ood_quantiles, dtype=np.float64)

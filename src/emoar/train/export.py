@@ -344,9 +344,10 @@ def prepare_export(
     ood = fit_ood(feats, train_labels, len(labels))
     cfeats = features(calib_images)
     nonface = None
-    neg_counts = {k: len(v) for k, v in (negatives or {}).items() if len(v)}
-    if neg_counts:
-        nfeats = features(np.concatenate([v for v in (negatives or {}).values() if len(v)]))
+    negs = {k: v for k, v in (negatives or {}).items() if len(v)}
+    neg_counts = {k: len(v) for k, v in negs.items()}
+    if negs:
+        nfeats = features(np.concatenate(list(negs.values())))
         pfeats = feats
         if extra_faces is not None and len(extra_faces):
             pfeats = np.concatenate([feats, features(extra_faces)])
@@ -678,6 +679,8 @@ def export_tflite(
     metrics: dict[str, Any] | None = None,
     name: str | None = None,
     ood_threshold: float = DEFAULT_OOD_THRESHOLD,
+    negatives: dict[str, np.ndarray] | None = None,
+    extra_faces: np.ndarray | None = None,
 ) -> Path:
     """Export ``checkpoint`` to ``out`` (.tflite); arguments as :func:`export_onnx`.
 
@@ -692,5 +695,7 @@ def export_tflite(
         metrics=metrics,
         name=name or Path(out).stem,
         ood_threshold=ood_threshold,
+        negatives=negatives,
+        extra_faces=extra_faces,
     )
     return save_tflite(dep, out)

@@ -18,12 +18,15 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from emoar.train.data import load_dataset
 from emoar.train.negatives import low_resolution_faces, non_face_patches
+
+if TYPE_CHECKING:
+    from emoar.train.export import Deployable
 
 __all__ = [
     "CALIBRATION_SIZE",
@@ -214,6 +217,21 @@ class ExportInputs:
     negatives: dict[str, np.ndarray]
     extra_faces: np.ndarray
 
+    def prepare(self, checkpoint: str | os.PathLike[str], *, name: str | None = None) -> Deployable:
+        """:func:`emoar.train.export.prepare_export` of ``checkpoint`` fitted on these faces."""
+        from emoar.train.export import prepare_export
+
+        return prepare_export(
+            checkpoint,
+            train_images=self.train_images,
+            train_labels=self.train_labels,
+            calib_images=self.ood_calib_images,
+            metrics=self.metrics,
+            name=name,
+            negatives=self.negatives,
+            extra_faces=self.extra_faces,
+        )
+
 
 def load_export_inputs(checkpoint: str | os.PathLike[str], data: str | None = None) -> ExportInputs:
     """Pick the faces an export of ``checkpoint`` uses (deterministic: the same every call).
@@ -291,7 +309,7 @@ def run_export(
         ValueError: unknown format, unsupported combination, missing converter, unreadable
             checkpoint or data.
     """
-    from emoar.train.export import prepare_export, save_onnx, save_tflite
+    from emoar.train.export import save_onnx, save_tflite
 
     if fmt not in ("onnx", "tflite"):
         raise ValueError(f"Unknown format {fmt!r}; choose onnx or tflite")
@@ -312,16 +330,7 @@ def run_export(
     inputs = load_export_inputs(checkpoint, data)
     suffix = {"onnx": ".int8.onnx" if int8 else ".onnx", "tflite": ".tflite"}[fmt]
     outp = Path(out) if out else Path(checkpoint).with_suffix(suffix)
-    dep = prepare_export(
-        checkpoint,
-        train_images=inputs.train_images,
-        train_labels=inputs.train_labels,
-        calib_images=inputs.ood_calib_images,
-        metrics=inputs.metrics,
-        name=name or outp.stem,
-        negatives=inputs.negatives,
-        extra_faces=inputs.extra_faces,
-    )
+    dep = inputs.prepare(checkpoint, name=name or outp.stem)
     if fmt == "tflite":
         return save_tflite(dep, outp)
     if not int8:
