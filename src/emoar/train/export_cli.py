@@ -251,7 +251,8 @@ def load_export_inputs(checkpoint: str | os.PathLike[str], data: str | None = No
     data = data or ck.get("config", {}).get("data")
     if not data:
         raise ValueError("--data is required: the checkpoint does not record its training data")
-    splits = load_dataset(data)
+    task = str(ck.get("config", {}).get("task") or "fer2013")
+    splits = load_dataset(data, task)
     tr = splits["Training"]
     va = splits.get("PublicTest", tr)
     limit = int(ck.get("config", {}).get("limit") or 0)
@@ -261,13 +262,18 @@ def load_export_inputs(checkpoint: str | os.PathLike[str], data: str | None = No
     # FER+ raters call some FER2013 images "not a face": they are negatives, not faces
     tr_nf = tr.nf >= 0.5 if tr.nf is not None else np.zeros(len(tr), bool)
     va_face = va.nf < 0.5 if va.nf is not None else np.ones(len(va), bool)
+    nf_images = tr.images[tr_nf]
+    if task != "fer2013":  # the FER+ task drops those rows: take them from the FER2013 split
+        base = load_dataset(data)["Training"]
+        base = base.subset(np.arange(min(limit, len(base)))) if limit else base
+        nf_images = base.images[base.nf >= 0.5] if base.nf is not None else base.images[:0]
     faces = np.flatnonzero(~tr_nf)
     rng = np.random.default_rng(0)
     fit_idx = np.sort(rng.permutation(faces)[:OOD_FIT_SIZE])
     calib_idx = np.sort(rng.permutation(fit_idx)[:CALIBRATION_SIZE])
     neg_rng = np.random.default_rng(1)
     negatives = non_face_patches(
-        tr.images[faces], tr.images[tr_nf], neg_rng, n_per_source=NEGATIVES_PER_SOURCE
+        tr.images[faces], nf_images, neg_rng, n_per_source=NEGATIVES_PER_SOURCE
     )
     extra_faces = low_resolution_faces(tr.images[fit_idx], LOW_RES_FACES, neg_rng)
     return ExportInputs(

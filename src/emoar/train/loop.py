@@ -22,6 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from emoar.preprocess import tta_views
 from emoar.train.augment import AugmentConfig, augment_batch, mix_batch
 from emoar.train.data import FaceDataset, load_dataset
 from emoar.train.nets import FerNet, create_model
@@ -67,6 +68,10 @@ class TrainConfig:
     init: str = ""  # start from these weights (fine-tuning); layers whose shapes differ are skipped
     kd_alpha: float = 0.5
     kd_temperature: float = 4.0
+    # offline distillation: the teacher's flip-averaged probabilities on the un-augmented training
+    # faces are computed once and mixed into the targets (no teacher forward per step, which
+    # doubles the cost of an epoch on a CPU)
+    kd_offline: bool = False
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
     def to_dict(self) -> dict[str, Any]:
@@ -116,7 +121,9 @@ def _merge6(ds: FaceDataset) -> FaceDataset:
     return FaceDataset(ds.images, remap[ds.labels], names, soft, ds.nf, ds.source + ":merge6")
 
 
-def _targets(ds: FaceDataset, idx: np.ndarray, cfg: TrainConfig) -> torch.Tensor:
+def _targets(
+    ds: FaceDataset, idx: np.ndarray, cfg: TrainConfig, teacher_probs: np.ndarray | None = None
+) -> torch.Tensor:
     c = len(ds.label_names)
     y = np.eye(c, dtype=np.float32)[ds.labels[idx]]
     if cfg.soft_labels > 0 and ds.soft is not None:
@@ -125,7 +132,20 @@ def _targets(ds: FaceDataset, idx: np.ndarray, cfg: TrainConfig) -> torch.Tensor
         y = np.where(ok, (1 - cfg.soft_labels) * y + cfg.soft_labels * s, y)
     if cfg.label_smoothing > 0:
         y = y * (1 - cfg.label_smoothing) + cfg.label_smoothing / c
-    return torch.from_numpy(y)
+    if teacher_probs is not None:
+        y = (1 - cfg.kd_alpha) * y + cfg.kd_alpha * teacher_probs[idx]
+    return torch.from_numpy(y.astype(np.float32))
+
+
+def offline_teacher_probs(
+    teacher: FerNet, tmeta: dict[str, Any], images: np.ndarray, temperature: float
+) -> np.ndarray:
+    """The teacher's flip-averaged, temperature-softened probabilities (N, C) on ``images``."""
+    lg = np.asarray(predict_logits(teacher, images, tmeta["mean"], tmeta["std"], tta=True))
+    z = lg / max(temperature, 1e-3)
+    z = z - z.max(1, keepdims=True)
+    p = np.exp(z)
+    return (p / p.sum(1, keepdims=True)).astype(np.float32)
 
 
 def _to_input(images_u8: np.ndarray, mean: float, std: float) -> torch.Tensor:
@@ -139,26 +159,30 @@ def predict_logits(
     mean: float,
     std: float,
     *,
-    tta: bool = False,
+    tta: bool | str = False,
     batch_size: int = 512,
     device: torch.device | None = None,
     features: bool = False,
 ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
-    """Logits (N, C) for uint8 (N, H, W) images; ``tta`` averages with the mirror image.
+    """Logits (N, C) for uint8 (N, H, W) images, averaged over the test-time augmentation views
+    of :func:`emoar.preprocess.tta_views` (``True``/``"flip"``: the mirror image; ``"crops"``:
+    ten views).
 
-    With ``features=True`` also returns the penultimate features (N, D).
+    With ``features=True`` also returns the penultimate features (N, D), averaged likewise.
     """
     model.eval()
     dev = device or next(model.parameters()).device
     outs, feats = [], []
     for i in range(0, len(images), batch_size):
-        x = _to_input(images[i : i + batch_size], mean, std).to(dev)
-        f = model.forward_features(x)
-        logits = model.head(f)
-        if tta:
-            f2 = model.forward_features(x.flip(3))
-            logits = (logits + model.head(f2)) / 2
-            f = (f + f2) / 2
+        views = tta_views(images[i : i + batch_size], tta)
+        f = logits = None
+        for v in views:
+            fv = model.forward_features(_to_input(v, mean, std).to(dev))
+            lv = model.head(fv)
+            f = fv if f is None else f + fv
+            logits = lv if logits is None else logits + lv
+        assert f is not None and logits is not None
+        f, logits = f / len(views), logits / len(views)
         outs.append(logits.float().cpu().numpy())
         feats.append(f.float().cpu().numpy())
     lg = np.concatenate(outs) if outs else np.zeros((0, 0), np.float32)
@@ -286,11 +310,18 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True, max_
     ema = _Ema(model, cfg.ema_decay) if cfg.ema_decay > 0 else None
 
     teacher = None
+    teacher_probs = None
     if cfg.teacher:
         teacher, tmeta = load_checkpoint(cfg.teacher)
         if tuple(tmeta["labels"]) != tuple(labels):
             raise ValueError(f"Teacher labels {tmeta['labels']} differ from {labels}")
-        teacher = teacher.to(device).to(memory_format=mem).eval()  # type: ignore[call-overload]
+        if cfg.kd_offline:
+            t0 = time.time()
+            teacher_probs = offline_teacher_probs(teacher, tmeta, tr.images, cfg.kd_temperature)
+            logger.info("Offline teacher targets for %d faces (%.0fs)", len(tr), time.time() - t0)
+            teacher = None
+        else:
+            teacher = teacher.to(device).to(memory_format=mem).eval()  # type: ignore[call-overload]
 
     counts = tr.class_counts().astype(np.float64)
     class_w = None
@@ -378,7 +409,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True, max_
         for idx in it:
             x = torch.from_numpy(tr.images[idx]).float().div_(255.0).unsqueeze(1)
             x = augment_batch(x, cfg.augment, gen)
-            y = _targets(tr, idx, cfg)
+            y = _targets(tr, idx, cfg, teacher_probs)
             x, y = mix_batch(x, y, cfg.augment, gen)
             x = ((x - mean) / std).to(device).contiguous(memory_format=mem)
             y = y.to(device)
