@@ -272,9 +272,7 @@ def load_export_inputs(checkpoint: str | os.PathLike[str], data: str | None = No
     fit_idx = np.sort(rng.permutation(faces)[:OOD_FIT_SIZE])
     calib_idx = np.sort(rng.permutation(fit_idx)[:CALIBRATION_SIZE])
     neg_rng = np.random.default_rng(1)
-    negatives = non_face_patches(
-        tr.images[faces], nf_images, neg_rng, n_per_source=NEGATIVES_PER_SOURCE
-    )
+    negatives = non_face_patches(tr.images[faces], nf_images, neg_rng, n_per_source=NEGATIVES_PER_SOURCE)
     extra_faces = low_resolution_faces(tr.images[fit_idx], LOW_RES_FACES, neg_rng)
     return ExportInputs(
         train_images=tr.images[fit_idx],
