@@ -143,8 +143,9 @@ def main() -> None:
     ap.add_argument("--model", default="default")
     a = ap.parse_args()
     from emoar.classify import ExpressionClassifier
+    from emoar.labels import FERPLUS_LABELS
     from emoar.models import resolve_model
-    from emoar.train.data import load_fer2013_csv
+    from emoar.train.data import load_dataset, load_fer2013_csv
 
     clf = ExpressionClassifier(resolve_model(a.model))
     test = load_fer2013_csv(FER_CSV)["PrivateTest"]
@@ -189,14 +190,20 @@ def main() -> None:
         ]
     )
     print(table(["set", "n", "AUROC vs faces", "at threshold"], rows))
-    # risk-coverage: keep the most typical faces first
-    order = np.argsort(everything.ood_score)
-    correct = everything.probs.argmax(1)[order] == test.labels[order]
+    # risk-coverage: keep the most typical faces first (an 8-class FER+ model is scored on the
+    # FER+ majority labels of the faces FER+ keeps)
+    scored, scored_out, label_set = test, everything, "FER2013 labels"
+    if clf.labels == FERPLUS_LABELS:
+        scored = load_dataset(FER_CSV, task="ferplus")["PrivateTest"]
+        scored_out, label_set = clf.classify(scored.images), "FER+ majority labels"
+    remap = np.array([clf.labels.index(n) for n in scored.label_names])
+    order = np.argsort(scored_out.ood_score)
+    correct = scored_out.probs.argmax(1)[order] == remap[scored.labels][order]
     cov_rows = []
     for cov in (1.0, 0.95, 0.9, 0.8, 0.7, 0.5):
         k = int(round(cov * len(order)))
         cov_rows.append([f"{cov:.2f}", k, f"{correct[:k].mean():.4f}"])
-    print("\nRisk-coverage on all of PrivateTest (kept in order of increasing ood_score):\n")
+    print(f"\nRisk-coverage on all of PrivateTest, {label_set} (kept in order of increasing ood_score):\n")
     print(table(["coverage", "faces kept", "accuracy on kept faces"], cov_rows))
 
 

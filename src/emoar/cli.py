@@ -330,7 +330,8 @@ def cmd_models(args: argparse.Namespace) -> int:
             f"{fmt(mt, 'privatetest_macro_f1', '.3f'):>6} {r['size_mb']:>6.2f} {fmt(mt, 'latency_ms_1thread', '.2f'):>8}  {r['description']}"
         )
     print(
-        "* default. accuracy/macro-F1: FER2013 PrivateTest, measured by 'python benchmarks/accuracy.py'; "
+        "* default. accuracy/macro-F1: PrivateTest (FER2013 labels; 8-class FER+ models: FER+ majority "
+        "labels), measured by 'python benchmarks/accuracy.py'; "
         "latency: 'python benchmarks/speed.py'"
     )
     return 0
