@@ -5,7 +5,7 @@ Run once by a developer (not at build or run time) after::
 
     apt-get update && apt-get install -y fonts-noto-color-emoji
 
-It renders exactly the eight sprites the overlay uses (one per FER2013 expression plus the
+It renders exactly the nine sprites the overlay uses (one per FER+ expression plus the
 "uncertain" badge) from the font's embedded colour bitmaps (CBDT strike, 136 x 128 px) with
 Pillow, centres each on a transparent ``--size`` x ``--size`` canvas and writes them as RGBA PNGs
 to ``src/emoar/overlay/assets/`` together with ``ATTRIBUTION.md`` and the two licence texts.
@@ -42,7 +42,7 @@ APACHE_TEXT = Path("/usr/share/common-licenses/Apache-2.0")
 #: The only size at which the CBDT strike of Noto Color Emoji renders (pixels per em).
 CBDT_PPEM = 109
 
-#: sprite name -> (code point, CLDR short name). Names match ``emoar.labels.FER2013_LABELS``.
+#: sprite name -> (code point, CLDR short name). Names match ``emoar.labels.FERPLUS_LABELS``.
 SPRITES: dict[str, tuple[int, str]] = {
     "angry": (0x1F621, "enraged face"),
     "disgust": (0x1F922, "nauseated face"),
@@ -51,6 +51,7 @@ SPRITES: dict[str, tuple[int, str]] = {
     "sad": (0x1F622, "crying face"),
     "surprise": (0x1F632, "astonished face"),
     "neutral": (0x1F610, "neutral face"),
+    "contempt": (0x1F612, "unamused face"),
     "uncertain": (0x2754, "white question mark, on a slate-grey disc"),
 }
 

@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 import pytest
 
-from emoar.labels import FER2013_LABELS
+from emoar.labels import FER2013_LABELS, FERPLUS_LABELS
 from emoar.overlay import (
     SPRITE_NAMES,
     OverlayOptions,
@@ -205,7 +205,8 @@ def test_uncertain_face_gets_grey_marker_not_expression_emoji(webcam):
     sat = _hsv(out)[..., 1]
     assert (sat[changed] < 60).mean() > 0.8  # the badge is grey
     assert sprite_name_for("happy", uncertain=True) == "uncertain"
-    assert sprite_name_for("contempt") == "neutral"
+    assert sprite_name_for("contempt") == "contempt"  # the FER+ model's eighth class
+    assert sprite_name_for("pride") == "neutral"  # a custom model's class without a sprite
 
 
 def test_uncertain_full_overlay_has_no_expression_colour(webcam):
@@ -380,7 +381,7 @@ def test_quote_picker_forgets_old_tracks():
 
 def test_bundled_quotes_have_four_attributed_quotes_per_label():
     quotes = load_quotes()
-    for label in (*FER2013_LABELS, "uncertain"):
+    for label in (*FERPLUS_LABELS, "uncertain"):
         assert len(quotes[label]) >= 4, label
         for q in quotes[label]:
             assert q.text and q.author and len(q.text) <= 120, q
@@ -422,7 +423,7 @@ def test_sprites_load_with_alpha_and_are_small():
         total += size
     assert total < 300_000
     with pytest.raises(ValueError, match="available"):
-        load_sprite("contempt")
+        load_sprite("pride")
 
 
 def test_assets_name_their_source_and_licence():

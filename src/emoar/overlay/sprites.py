@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from emoar.labels import FER2013_LABELS
+from emoar.labels import FERPLUS_LABELS
 from emoar.overlay import compose
 from emoar.overlay.compose import Patch
 
@@ -25,8 +25,9 @@ logger = logging.getLogger(__name__)
 #: The sprite for faces reported ``uncertain``: a grey badge with a question mark.
 UNCERTAIN_SPRITE = "uncertain"
 
-#: Every sprite in ``assets/``: one per FER2013 expression plus the uncertain badge.
-SPRITE_NAMES: tuple[str, ...] = FER2013_LABELS + (UNCERTAIN_SPRITE,)
+#: Every sprite in ``assets/``: one per FER+ expression (the seven FER2013 ones and
+#: ``contempt``) plus the uncertain badge.
+SPRITE_NAMES: tuple[str, ...] = FERPLUS_LABELS + (UNCERTAIN_SPRITE,)
 
 _ASSETS = "assets"
 
@@ -34,7 +35,7 @@ _ASSETS = "assets"
 def sprite_name_for(expression: str, uncertain: bool = False) -> str:
     """The sprite to show for a face: the badge when uncertain, else the expression's emoji.
 
-    Labels without a sprite (e.g. FER+ ``contempt``) fall back to ``neutral``.
+    Labels without a sprite (a custom model's extra classes) fall back to ``neutral``.
     """
     if uncertain:
         return UNCERTAIN_SPRITE
