@@ -142,8 +142,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="default")
     a = ap.parse_args()
-    from emoar.classify import ExpressionClassifier
-    from emoar.labels import FERPLUS_LABELS
+    from emoar.classify import ClassifierOutput, ExpressionClassifier
+    from emoar.evaluate import labels_in_model_order, task_for_labels
     from emoar.models import resolve_model
     from emoar.train.data import load_dataset, load_fer2013_csv
 
@@ -152,7 +152,9 @@ def main() -> None:
     everything = clf.classify(test.images)
     # the PrivateTest images FER+ raters call "not a face" belong to the OOD side only
     is_face = test.nf < 0.5 if test.nf is not None else np.ones(len(test), bool)
-    faces = clf.classify(test.images[is_face])
+    faces = ClassifierOutput(
+        everything.probs[is_face], everything.ood_score[is_face], everything.uncertain[is_face]
+    )
     rng = np.random.default_rng(0)
     thr = clf.info.ood_threshold
     print(f"# OOD: model {a.model}, threshold {thr} (command: python benchmarks/ood.py --model {a.model})")
@@ -193,12 +195,11 @@ def main() -> None:
     # risk-coverage: keep the most typical faces first (an 8-class FER+ model is scored on the
     # FER+ majority labels of the faces FER+ keeps)
     scored, scored_out, label_set = test, everything, "FER2013 labels"
-    if clf.labels == FERPLUS_LABELS:
+    if task_for_labels(clf.labels) == "ferplus":
         scored = load_dataset(FER_CSV, task="ferplus")["PrivateTest"]
         scored_out, label_set = clf.classify(scored.images), "FER+ majority labels"
-    remap = np.array([clf.labels.index(n) for n in scored.label_names])
     order = np.argsort(scored_out.ood_score)
-    correct = scored_out.probs.argmax(1)[order] == remap[scored.labels][order]
+    correct = scored_out.probs.argmax(1)[order] == labels_in_model_order(scored, clf.labels)[order]
     cov_rows = []
     for cov in (1.0, 0.95, 0.9, 0.8, 0.7, 0.5):
         k = int(round(cov * len(order)))

@@ -216,8 +216,12 @@ class ExpressionClassifier:
         self._outputs = ["probs"] + ([self.info.ood_output] if self.info.ood_quantiles else [])
         self._input = self._session.get_inputs()[0].name
         self.tta_mode = resolve_tta(tta)
-        self.tta = self.tta_mode != "none"
         self._quant = np.asarray(self.info.ood_quantiles, dtype=np.float64)
+
+    @property
+    def tta(self) -> bool:
+        """Whether test-time augmentation is on (:attr:`tta_mode` is not ``"none"``)."""
+        return self.tta_mode != "none"
 
     @property
     def labels(self) -> tuple[str, ...]:

@@ -16,7 +16,7 @@ import numpy as np
 from emoar.metrics import classification_report, reliability_bins
 from emoar.preprocess import resolve_tta
 
-__all__ = ["evaluate", "predict_probs"]
+__all__ = ["evaluate", "labels_in_model_order", "predict_probs", "task_for_labels"]
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +56,27 @@ def predict_probs(
     return probs, clf.labels, {"name": clf.info.name, "metrics": clf.info.metrics}
 
 
+def task_for_labels(labels: tuple[str, ...]) -> str:
+    """The labelled task a model with ``labels`` is scored on: ``ferplus`` (FER+ majority votes)
+    for an 8-class FER+ model, else ``fer2013``."""
+    from emoar.labels import FERPLUS_LABELS
+
+    return "ferplus" if tuple(labels) == FERPLUS_LABELS else "fer2013"
+
+
+def labels_in_model_order(ds: Any, labels: tuple[str, ...]) -> np.ndarray:
+    """``ds.labels`` (indices into ``ds.label_names``) as indices into the model's ``labels``.
+
+    Raises:
+        ValueError: a dataset class the model does not have.
+    """
+    try:
+        remap = np.array([labels.index(n) for n in ds.label_names])
+    except ValueError as e:
+        raise ValueError(f"Dataset labels {ds.label_names} do not match model labels {labels}") from e
+    return remap[ds.labels]
+
+
 def evaluate(
     data: str,
     *,
@@ -78,25 +99,20 @@ def evaluate(
     """
     from emoar.train.data import load_dataset
 
-    resolve_tta(tta)  # unknown modes fail before the dataset loads
+    tta_mode = resolve_tta(tta)  # unknown modes fail before the dataset loads
     splits = load_dataset(data, task)
     if split not in splits:
         raise ValueError(f"Split {split!r} not in {data}; available: {', '.join(splits)}")
     ds = splits[split]
     if limit:
         ds = ds.subset(np.arange(min(limit, len(ds))))
-    probs, labels, info = predict_probs(model, ds.images, tta=tta, num_threads=num_threads)
-    # map dataset label indices onto the model's label order
-    try:
-        remap = np.array([labels.index(n) for n in ds.label_names])
-    except ValueError as e:
-        raise ValueError(f"Dataset labels {ds.label_names} do not match model labels {labels}") from e
-    y = remap[ds.labels]
+    probs, labels, info = predict_probs(model, ds.images, tta=tta_mode, num_threads=num_threads)
+    y = labels_in_model_order(ds, labels)
     rep = classification_report(y, probs, labels)
     rep["split"] = split
     rep["model"] = str(model or "default")
-    rep["tta"] = resolve_tta(tta) != "none"
-    rep["tta_mode"] = resolve_tta(tta)
+    rep["tta"] = tta_mode != "none"
+    rep["tta_mode"] = tta_mode
     if plots_dir:
         from emoar.plots import plot_confusion, plot_reliability, plot_training_curves
 

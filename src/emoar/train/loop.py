@@ -142,10 +142,7 @@ def offline_teacher_probs(
 ) -> np.ndarray:
     """The teacher's flip-averaged, temperature-softened probabilities (N, C) on ``images``."""
     lg = np.asarray(predict_logits(teacher, images, tmeta["mean"], tmeta["std"], tta=True))
-    z = lg / max(temperature, 1e-3)
-    z = z - z.max(1, keepdims=True)
-    p = np.exp(z)
-    return (p / p.sum(1, keepdims=True)).astype(np.float32)
+    return torch.softmax(torch.from_numpy(lg) / max(temperature, 1e-3), 1).numpy().astype(np.float32)
 
 
 def _to_input(images_u8: np.ndarray, mean: float, std: float) -> torch.Tensor:
@@ -174,15 +171,12 @@ def predict_logits(
     dev = device or next(model.parameters()).device
     outs, feats = [], []
     for i in range(0, len(images), batch_size):
-        views = tta_views(images[i : i + batch_size], tta)
-        f = logits = None
-        for v in views:
-            fv = model.forward_features(_to_input(v, mean, std).to(dev))
-            lv = model.head(fv)
-            f = fv if f is None else f + fv
-            logits = lv if logits is None else logits + lv
-        assert f is not None and logits is not None
-        f, logits = f / len(views), logits / len(views)
+        views = [
+            model.forward_features(_to_input(v, mean, std).to(dev))
+            for v in tta_views(images[i : i + batch_size], tta)
+        ]
+        logits = torch.stack([model.head(fv) for fv in views]).mean(0)
+        f = torch.stack(views).mean(0)
         outs.append(logits.float().cpu().numpy())
         feats.append(f.float().cpu().numpy())
     lg = np.concatenate(outs) if outs else np.zeros((0, 0), np.float32)
