@@ -121,7 +121,7 @@ class DetectorOptions:
             landmarks are kept, with a warning, when it is missing). MTCNN's landmarks already
             come from O-net; Haar has none.
         num_threads: CPU threads for the backend. YuNet uses OpenMP: this sets
-            ``OMP_NUM_THREADS`` before ``yuface`` is first imported, unless the user already
+            ``OMP_NUM_THREADS`` before libfacedetection is first loaded, unless the user already
             set it (process-wide, fixed at first import). MTCNN and Haar run on OpenCV's global
             thread pool, which is left as the application configured it
             (``cv2.setNumThreads``).

@@ -65,7 +65,7 @@ _BACKENDS: dict[str, BackendInfo] = {
             detect_max_side=320,
             has_landmarks=True,
             fallback="mtcnn",
-            summary="libfacedetection YuNet via yuface (default; fast, 5 landmarks)",
+            summary="libfacedetection YuNet from the yuface wheel, called with its own buffer (default; fast, 5 landmarks)",
         ),
         BackendInfo(
             name="mtcnn",
