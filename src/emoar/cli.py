@@ -442,13 +442,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
     try:
         import uvicorn
 
-        from emoar.web.app import create_app
-        from emoar.web.settings import Settings
+        from emoar.web.app import create_app, uvicorn_options
+        from emoar.web.settings import Settings, SettingsError
     except ImportError as e:
         raise CliError(f"the web app needs its extra: pip install 'emoar[web]' ({e})") from e
-    settings = Settings.from_env(host=args.host, port=args.port, model=args.model, detector=args.detector)
-    print(f"emoar serving on http://{args.host}:{args.port}/  (API docs: /docs)", flush=True)
-    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="warning")
+    try:
+        settings = Settings.from_env(host=args.host, port=args.port, model=args.model, detector=args.detector)
+    except SettingsError as e:
+        raise CliError(str(e)) from e
+    print(f"emoar serving on http://{settings.host}:{settings.port}/  (API docs: /docs)", flush=True)
+    uvicorn.run(create_app(settings), **uvicorn_options(settings))
     return 0
 
 

@@ -129,12 +129,14 @@ class LiveServer:
     def __init__(self, app: FastAPI) -> None:
         import uvicorn
 
+        from emoar.web.app import uvicorn_options
+
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.ws_url = f"ws://127.0.0.1:{self.port}"
-        config = uvicorn.Config(
-            app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on", ws="websockets-sansio"
-        )
+        # The options `emoar serve` runs with (proxy headers, logging), on a free port.
+        options = {**uvicorn_options(app.state.settings), "host": "127.0.0.1", "port": self.port}
+        config = uvicorn.Config(app, lifespan="on", ws="websockets-sansio", **options)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, name=f"uvicorn-{self.port}", daemon=True)
 

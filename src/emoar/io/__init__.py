@@ -4,15 +4,28 @@ Everything returns frames as BGR uint8 (H, W, 3) arrays, the layout of the whole
 raises the exceptions of :mod:`emoar.io.errors` with the file name in the message.
 """
 
-from emoar.io.errors import ImageReadError, ImageTooLargeError, MediaError, VideoOpenError, VideoWriteError
+from emoar.io.errors import (
+    ImageMemoryError,
+    ImageReadError,
+    ImageTooLargeError,
+    MediaError,
+    UnsupportedImageError,
+    VideoOpenError,
+    VideoWriteError,
+)
+from emoar.io.formats import DECODABLE_IMAGE_FORMATS, ImageHeader, probe_image, sniff
 from emoar.io.image import IMAGE_EXTENSIONS, decode_image, downscale_for, iter_images, read_image
 from emoar.io.video import VideoSink, VideoSource
 
 __all__ = [
+    "DECODABLE_IMAGE_FORMATS",
     "IMAGE_EXTENSIONS",
+    "ImageHeader",
+    "ImageMemoryError",
     "ImageReadError",
     "ImageTooLargeError",
     "MediaError",
+    "UnsupportedImageError",
     "VideoOpenError",
     "VideoSink",
     "VideoSource",
@@ -20,5 +33,7 @@ __all__ = [
     "decode_image",
     "downscale_for",
     "iter_images",
+    "probe_image",
     "read_image",
+    "sniff",
 ]

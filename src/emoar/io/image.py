@@ -20,7 +20,8 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from emoar.io.errors import ImageReadError, ImageTooLargeError
+from emoar.io.errors import ImageMemoryError, ImageReadError, ImageTooLargeError, UnsupportedImageError
+from emoar.io.formats import DECODABLE_IMAGE_FORMATS, HeaderError, ImageHeader, probe_image, sniff
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -39,29 +40,10 @@ IMAGE_EXTENSIONS: frozenset[str] = frozenset(
 
 AlphaMode = Literal["composite", "drop"]
 
-_MAGIC: tuple[tuple[bytes, str], ...] = (
-    (b"\xff\xd8\xff", "JPEG"),
-    (b"\x89PNG\r\n\x1a\n", "PNG"),
-    (b"GIF87a", "GIF"),
-    (b"GIF89a", "GIF"),
-    (b"BM", "BMP"),
-    (b"II*\x00", "TIFF"),
-    (b"MM\x00*", "TIFF"),
-)
-
-
-def _sniff_format(buf: bytes) -> str | None:
-    for magic, name in _MAGIC:
-        if buf.startswith(magic):
-            return name
-    if buf[:4] == b"RIFF" and buf[8:12] == b"WEBP":
-        return "WebP"
-    return None
-
 
 def _undecodable_reason(buf: bytes) -> str:
     """Explain, in words, why bytes that no decoder accepted are not an image."""
-    fmt = _sniff_format(buf)
+    fmt = sniff(buf)
     if fmt is not None:
         return f"corrupt or truncated {fmt} data ({len(buf)} bytes)"
     head = buf[:64]
@@ -94,27 +76,27 @@ def _apply_orientation(img: npt.NDArray[np.generic], orientation: int) -> npt.ND
     return np.ascontiguousarray(img)
 
 
-def _probe_header(buf: bytes) -> tuple[tuple[int, int] | None, int]:
-    """Read (width, height) and the EXIF orientation from the header, without decoding pixels.
+# Formats whose files may carry an EXIF orientation tag.
+_EXIF_FORMATS = frozenset({"JPEG", "PNG", "WebP", "TIFF"})
 
-    Returns ``(None, 1)`` when Pillow does not know the format (OpenCV may still decode it).
-    """
+
+def _exif_orientation(buf: bytes, fmt: str) -> int:
+    """The EXIF orientation tag (1-8; 1 when absent or unreadable), read by Pillow from the
+    header only. Called after the size checks, so Pillow never meets a decompression bomb."""
+    if fmt not in _EXIF_FORMATS:
+        return 1
     try:
         from PIL import Image
     except ImportError:  # pragma: no cover - pillow is a dependency
-        return None, 1
+        return 1
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # DecompressionBombWarning: max_pixels is our guard
-            with Image.open(io.BytesIO(buf)) as im:
-                size = (int(im.width), int(im.height))
-                try:
-                    orientation = int(im.getexif().get(0x0112, 1) or 1)
-                except Exception:  # malformed EXIF must not make a readable image unreadable
-                    orientation = 1
-    except Exception:
-        return None, 1
-    return size, orientation if 1 <= orientation <= 8 else 1
+            warnings.simplefilter("ignore")  # DecompressionBombWarning: our own limits apply
+            with Image.open(io.BytesIO(buf), formats=[fmt.upper()]) as im:
+                orientation = int(im.getexif().get(0x0112, 1) or 1)
+    except Exception:  # malformed EXIF must not make a readable image unreadable
+        return 1
+    return orientation if 1 <= orientation <= 8 else 1
 
 
 def _decode_with_pillow(buf: bytes) -> npt.NDArray[np.uint8] | None:
@@ -150,24 +132,50 @@ def _to_uint8(img: npt.NDArray[np.generic]) -> npt.NDArray[np.uint8]:
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
+# Rows per strip when compositing alpha in float32 (bounds the temporary memory).
+_STRIP_ROWS = 256
+
+
 def _to_bgr(img: npt.NDArray[np.uint8], alpha: AlphaMode) -> npt.NDArray[np.uint8]:
     if img.ndim == 2:
         return np.asarray(cv2.cvtColor(img, cv2.COLOR_GRAY2BGR), dtype=np.uint8)
     channels = img.shape[2]
     if channels == 1:
         return np.asarray(cv2.cvtColor(img[:, :, 0], cv2.COLOR_GRAY2BGR), dtype=np.uint8)
-    if channels == 2:  # gray + alpha
-        color = cv2.cvtColor(np.ascontiguousarray(img[:, :, 0]), cv2.COLOR_GRAY2BGR)
-        a = img[:, :, 1]
-    elif channels == 3:
+    if channels == 3:
         return img
+    if channels == 2:  # gray + alpha
+        out = np.asarray(cv2.cvtColor(np.ascontiguousarray(img[:, :, 0]), cv2.COLOR_GRAY2BGR), np.uint8)
     else:
-        color, a = img[:, :, :3], img[:, :, 3]
+        out = np.ascontiguousarray(img[:, :, :3])
     if alpha == "drop":
-        return np.ascontiguousarray(color)
-    weight = a.astype(np.float32)[:, :, None] / 255.0
-    out = color.astype(np.float32) * weight + 255.0 * (1.0 - weight)
-    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+        return out
+    a = img[:, :, -1]
+    # Composite on white, strip by strip, so the float32 temporaries stay a few MB.
+    for y in range(0, out.shape[0], _STRIP_ROWS):
+        w = a[y : y + _STRIP_ROWS].astype(np.float32)[:, :, None] * np.float32(1.0 / 255.0)
+        c = out[y : y + _STRIP_ROWS].astype(np.float32)
+        out[y : y + _STRIP_ROWS] = np.clip(c * w + 255.0 * (1.0 - w) + 0.5, 0, 255).astype(np.uint8)
+    return out
+
+
+def _check_header(buf: bytes, name: str, max_pixels: int | None, max_decode_bytes: int | None) -> ImageHeader:
+    """Refuse what must not be decoded: unknown or unsupported formats, malformed headers,
+    too many pixels, too much memory."""
+    fmt = sniff(buf)
+    if fmt not in DECODABLE_IMAGE_FORMATS:
+        if fmt is None:
+            raise ImageReadError(name, _undecodable_reason(buf))
+        raise UnsupportedImageError(name, fmt, DECODABLE_IMAGE_FORMATS)
+    try:
+        header = probe_image(buf)
+    except HeaderError as exc:
+        raise ImageReadError(name, f"corrupt or truncated {fmt} data ({exc}; {len(buf)} bytes)") from exc
+    if max_pixels is not None and header.pixels > max_pixels:
+        raise ImageTooLargeError(name, header.width, header.height, max_pixels)
+    if max_decode_bytes is not None and header.peak_bytes() > max_decode_bytes:
+        raise ImageMemoryError(name, header, max_decode_bytes)
+    return header
 
 
 def decode_image(
@@ -175,15 +183,23 @@ def decode_image(
     name: str = "<bytes>",
     *,
     max_pixels: int | None = None,
+    max_decode_bytes: int | None = None,
     alpha: AlphaMode = "composite",
 ) -> npt.NDArray[np.uint8]:
-    """Decode an encoded image (file contents or an upload) to BGR uint8.
+    """Decode an encoded image (file contents or an upload) to BGR uint8, in memory.
+
+    Nothing is decoded before the header has been read (:mod:`emoar.io.formats`): the format
+    must be one of :data:`emoar.io.formats.DECODABLE_IMAGE_FORMATS` (decoded from memory,
+    never through a temporary file), and the size the header states must be within the limits.
 
     Args:
-        data: the encoded bytes (JPEG, PNG, TIFF, BMP, WebP, GIF's first frame, ...).
+        data: the encoded bytes (JPEG, PNG, WebP, BMP, GIF's first frame, TIFF's first page,
+            PNM).
         name: file or upload name, used in error messages.
-        max_pixels: optional limit on width * height in pixels, checked from the header
-            before decoding where the format allows (a decompression-bomb guard).
+        max_pixels: optional limit on width * height in pixels.
+        max_decode_bytes: optional limit on the memory that decoding and conversion to 8-bit
+            BGR need at their peak (:meth:`emoar.io.formats.ImageHeader.peak_bytes`: e.g. 3
+            bytes per pixel for an 8-bit RGB JPEG, 8 + 4 + 3 for a 16-bit RGBA PNG).
         alpha: ``"composite"`` blends transparent pixels onto white; ``"drop"`` discards alpha.
 
     Returns:
@@ -191,6 +207,8 @@ def decode_image(
 
     Raises:
         ImageTooLargeError: the image has more than ``max_pixels`` pixels.
+        ImageMemoryError: decoding it would need more than ``max_decode_bytes``.
+        UnsupportedImageError: a recognised format that is not decoded (HDR, EXR, PDF, ...).
         ImageReadError: empty, corrupt, non-image or otherwise undecodable data.
     """
     if alpha not in ("composite", "drop"):
@@ -198,9 +216,8 @@ def decode_image(
     buf = bytes(data)
     if not buf:
         raise ImageReadError(name, "the data is empty (0 bytes)")
-    size, orientation = _probe_header(buf)
-    if max_pixels is not None and size is not None and size[0] * size[1] > max_pixels:
-        raise ImageTooLargeError(name, size[0], size[1], max_pixels)
+    header = _check_header(buf, name, max_pixels, max_decode_bytes)
+    orientation = _exif_orientation(buf, header.format)
 
     arr = np.frombuffer(buf, dtype=np.uint8)
     img: npt.NDArray[np.generic] | None
@@ -221,8 +238,9 @@ def decode_image(
         raise ImageReadError(name, f"decoded to an empty image (shape {img.shape})")
     if max_pixels is not None and img.shape[0] * img.shape[1] > max_pixels:
         raise ImageTooLargeError(name, img.shape[1], img.shape[0], max_pixels)
-    img = _apply_orientation(img, orientation)
-    return _to_bgr(_to_uint8(img), alpha)
+    bgr = _to_bgr(_to_uint8(img), alpha)
+    del img
+    return np.asarray(_apply_orientation(bgr, orientation), dtype=np.uint8)
 
 
 def read_image(

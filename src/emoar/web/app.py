@@ -12,10 +12,12 @@ Creating the app loads nothing; the models are loaded once when the server start
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import mimetypes
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
@@ -31,7 +33,7 @@ from emoar.web.ratelimit import TokenBucketLimiter
 from emoar.web.routes import api, pages, stream
 from emoar.web.settings import Settings
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "uvicorn_options"]
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +71,27 @@ class _HeadersMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+def uvicorn_options(settings: Settings) -> dict[str, Any]:
+    """Keyword arguments for ``uvicorn.run`` / ``uvicorn.Config`` that the settings imply.
+
+    Proxy headers (``X-Forwarded-For``, ``X-Forwarded-Proto``) are honoured only from the
+    addresses in ``settings.forwarded_allow_ips``; with none configured (the default) uvicorn's
+    proxy-header middleware is off altogether, so a client cannot choose the address its rate
+    limit is keyed on (uvicorn's own default trusts such headers from 127.0.0.1).
+    """
+    trusted = ",".join(settings.forwarded_allow_ips)
+    options: dict[str, Any] = {
+        "host": settings.host,
+        "port": settings.port,
+        "log_level": settings.log_level,
+        "proxy_headers": bool(trusted),
+        "server_header": False,
+    }
+    if trusted:
+        options["forwarded_allow_ips"] = trusted
+    return options
 
 
 def create_app(settings: Settings | None = None, *, engine: Engine | None = None) -> FastAPI:
@@ -109,6 +132,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.state.settings = settings
     app.state.engine = None
     app.state.limiter = TokenBucketLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst)
+    app.state.decode_slots = asyncio.Semaphore(settings.max_concurrent_decodes)
     install_error_handlers(app)
     app.include_router(api.router)
     app.include_router(stream.router)

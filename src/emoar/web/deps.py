@@ -6,6 +6,8 @@ The engine, settings and rate limiter are created in the app's ``lifespan`` and 
 
 from __future__ import annotations
 
+import asyncio
+
 from fastapi import Depends
 from starlette.requests import HTTPConnection
 
@@ -14,7 +16,7 @@ from emoar.web.errors import ApiError
 from emoar.web.ratelimit import TokenBucketLimiter
 from emoar.web.settings import Settings
 
-__all__ = ["client_key", "get_engine", "get_limiter", "get_settings", "rate_limit"]
+__all__ = ["client_key", "get_decode_slots", "get_engine", "get_limiter", "get_settings", "rate_limit"]
 
 
 def get_settings(conn: HTTPConnection) -> Settings:
@@ -41,8 +43,15 @@ def get_limiter(conn: HTTPConnection) -> TokenBucketLimiter:
     return limiter
 
 
+def get_decode_slots(conn: HTTPConnection) -> asyncio.Semaphore:
+    """The app's semaphore of ``max_concurrent_decodes`` image-decoding slots."""
+    slots: asyncio.Semaphore = conn.app.state.decode_slots
+    return slots
+
+
 def client_key(conn: HTTPConnection) -> str:
-    """The rate-limit key of a client: its IP address (the direct peer; no proxy headers)."""
+    """The rate-limit key of a client: its IP address — the direct peer, or the address a
+    trusted proxy (``Settings.forwarded_allow_ips``) forwarded; never a header a client chose."""
     return conn.client.host if conn.client is not None else "unknown"
 
 

@@ -4,6 +4,11 @@ Pipelines are CPU-bound and blocking; routes call the ``Engine`` methods from a 
 (``run_in_threadpool``) so the event loop keeps serving. Each model has a small pool of
 :class:`emoar.pipeline.Pipeline` objects (``Settings.pipelines_per_model``); a call borrows one
 for its duration, so a pipeline (and its detector) is never used by two threads at once.
+
+Clips run on pipelines of their own (``Settings.video_workers`` per model, created on the first
+clip), so a long clip never holds the pipeline an image request or a live stream is waiting
+for; at most ``video_workers + video_queue`` clips are admitted at once, the rest are refused
+(:class:`VideoBusyError`, HTTP 503) instead of queueing without bound.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import io
 import logging
 import math
 import queue
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +32,14 @@ from emoar.pipeline import Pipeline, PipelineOptions, StreamState
 from emoar.types import FrameResult
 from emoar.web.settings import Settings
 
-__all__ = ["ClipTooLongError", "Engine", "ServedModel", "UndecodableVideoError"]
+__all__ = [
+    "ClipTooLongError",
+    "Engine",
+    "FrameTooLargeError",
+    "ServedModel",
+    "UndecodableVideoError",
+    "VideoBusyError",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +50,15 @@ class UndecodableVideoError(ValueError):
 
 class ClipTooLongError(ValueError):
     """The clip is longer than the configured limit (frames or seconds)."""
+
+
+class FrameTooLargeError(ValueError):
+    """The clip's frames have more pixels than ``max_video_pixels``."""
+
+
+class VideoBusyError(RuntimeError):
+    """Every video worker is busy and the queue is full (``video_workers + video_queue`` clips
+    in progress); retry later."""
 
 
 @dataclass(frozen=True)
@@ -144,6 +166,9 @@ class Engine:
     default_model: str
     settings: Settings
     _pools: dict[str, PipelinePool] = field(default_factory=dict, repr=False)
+    _video_pools: dict[str, PipelinePool] = field(default_factory=dict, repr=False)
+    _video_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _video_admitted: int = field(default=0, repr=False)
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -188,11 +213,7 @@ class Engine:
         path = shipped.path if shipped is not None else resolve_model(req)
         if shipped is not None:
             resolve_model(shipped.name)  # checks the file and its sha256
-        opts = PipelineOptions(
-            model=shipped.name if shipped is not None else str(path),
-            detector=self.settings.detector,
-            num_threads=self.settings.num_threads,
-        )
+        opts = self._options(shipped.name if shipped is not None else str(path))
         pipes = [Pipeline.from_options(opts) for _ in range(self.settings.pipelines_per_model)]
         info = pipes[0].classifier.info
         name = shipped.name if shipped is not None else (info.name or Path(path).stem)
@@ -215,11 +236,53 @@ class Engine:
         )
         self._pools[name] = PipelinePool(pipes)
 
+    def _options(self, model: str) -> PipelineOptions:
+        return PipelineOptions(
+            model=model, detector=self.settings.detector, num_threads=self.settings.num_threads
+        )
+
     def close(self) -> None:
         """Release every pipeline."""
-        for pool in self._pools.values():
+        for pool in (*self._pools.values(), *self._video_pools.values()):
             pool.close()
         self._pools.clear()
+        self._video_pools.clear()
+
+    @contextlib.contextmanager
+    def video_admission(self) -> Iterator[None]:
+        """Admit one clip for the ``with`` block, or refuse it at once.
+
+        Raises:
+            VideoBusyError: ``video_workers + video_queue`` clips are already admitted.
+        """
+        cap = self.settings.video_workers + self.settings.video_queue
+        with self._video_lock:
+            if self._video_admitted >= cap:
+                raise VideoBusyError(
+                    f"{self._video_admitted} clips are being analysed or waiting (the limit is {cap}); "
+                    "retry in a few seconds"
+                )
+            self._video_admitted += 1
+        try:
+            yield
+        finally:
+            with self._video_lock:
+                self._video_admitted -= 1
+
+    def _video_pool(self, name: str) -> PipelinePool:
+        """The video pipelines of model ``name``, created on first use."""
+        with self._video_lock:
+            pool = self._video_pools.get(name)
+        if pool is not None:
+            return pool
+        model = self.models[name]
+        opts = self._options(model.name if model.shipped else str(model.path))
+        created = PipelinePool([Pipeline.from_options(opts) for _ in range(self.settings.video_workers)])
+        with self._video_lock:
+            pool = self._video_pools.setdefault(name, created)
+        if pool is not created:
+            created.close()
+        return pool
 
     # ------------------------------------------------------------------ lookup
     def model(self, name: str | None) -> ServedModel:
@@ -315,6 +378,8 @@ class Engine:
         Raises:
             UndecodableVideoError: not a decodable video, or no frames.
             ClipTooLongError: over ``max_frames`` or ``max_seconds``.
+            FrameTooLargeError: frames of more than ``max_video_pixels`` (checked from the
+                container before the first frame is decoded, and on every frame).
         """
         import cv2
 
@@ -332,17 +397,22 @@ class Engine:
             fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
             if not math.isfinite(fps) or fps <= 0 or fps > 1000:
                 fps = 30.0
+            max_px = self.settings.max_video_pixels
+            _check_frame(
+                int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)), max_px
+            )
             count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
             if count > 0:
                 _check_clip(count, fps, stride, max_frames, max_seconds)
             results: list[FrameResult] = []
-            with self.pipeline(model) as pipe:
+            with self._video_pool(self.model(model).name).borrow() as pipe:
                 stream = pipe.new_stream()
                 index = 0
                 while True:
                     ok, frame = cap.read()
                     if not ok or frame is None:
                         break
+                    _check_frame(frame.shape[1], frame.shape[0], max_px)
                     if index % stride == 0:
                         _check_clip(index + 1, fps, stride, max_frames, max_seconds)
                         results.append(
@@ -357,6 +427,14 @@ class Engine:
         finally:
             cap.release()
             stream_buf.close()
+
+
+def _check_frame(width: int, height: int, max_pixels: int) -> None:
+    if width * height > max_pixels:
+        raise FrameTooLargeError(
+            f"its frames are {width}x{height} = {width * height / 1e6:.1f} megapixels; the limit is "
+            f"{max_pixels / 1e6:.1f} megapixels. Downscale the clip (e.g. to 1920x1080) and try again"
+        )
 
 
 def _check_clip(frames: int, fps: float, stride: int, max_frames: int, max_seconds: float) -> None:

@@ -44,14 +44,35 @@ class Settings:
             serve each model concurrently; requests beyond that wait their turn.
         max_upload_bytes: largest image upload, in bytes (the whole multipart body).
         max_video_bytes: largest video upload, in bytes.
-        max_pixels: largest image, in pixels (width * height); bigger ones get HTTP 413.
+        max_pixels: largest image, in pixels (width * height), read from the image header
+            before decoding; bigger ones get HTTP 413.
+        max_decode_bytes: most memory one image may need while it is decoded and converted to
+            8-bit BGR, in bytes, computed from its header before decoding (bytes per pixel by
+            layout: 3 for 8-bit RGB, 4 + 3 for 8-bit RGBA, 8 + 4 + 3 for 16-bit RGBA; see
+            :meth:`emoar.io.formats.ImageHeader.peak_bytes`); more gets HTTP 413. The default
+            admits a 40-megapixel 8-bit RGB JPEG, not a 6000x6000 16-bit RGBA PNG (540 MB).
+        max_concurrent_decodes: images decoded at once (REST and websocket together; the others
+            wait their turn), so decoding never holds more than
+            ``max_concurrent_decodes * max_decode_bytes`` bytes.
         max_video_frames: most frames analysed per clip (after ``stride``); longer clips get 413.
         max_video_seconds: longest clip accepted, in seconds.
+        max_video_pixels: largest video frame, in pixels (width * height), read from the
+            container before any frame is decoded; bigger clips get HTTP 413.
+        video_workers: clips analysed at once; each has its own pipeline, apart from the ones
+            that serve images and live streams, so a long clip never delays an image request.
+        video_queue: clips that may wait for a free video worker; when that many already wait,
+            more get HTTP 503 with ``Retry-After``.
         max_ws_frame_bytes: largest JPEG frame accepted over the websocket, in bytes.
         rate_limit_per_minute: sustained requests per minute per client IP on the analyze
             routes and websocket connects (0 disables rate limiting).
         rate_limit_burst: requests a client may make at once before the rate applies.
-        cors_origins: origins allowed by CORS; empty (the default) = CORS closed.
+        cors_origins: origins allowed by CORS and by the websocket's ``Origin`` check; empty
+            (the default) = CORS closed and websockets same-origin only (clients that send no
+            ``Origin``, i.e. not browsers, are allowed).
+        forwarded_allow_ips: proxies whose ``X-Forwarded-For``/``X-Forwarded-Proto`` headers are
+            trusted (comma-separated IPs or networks, ``*`` for any); empty (the default) =
+            none, so the rate limit keys on the real peer address and a client cannot pick its
+            own by sending the header. Set it to your reverse proxy's address.
         cross_origin_isolation: send COOP/COEP headers so the page may use wasm threads.
         log_level: level for uvicorn's logs (the CLI configures logging).
     """
@@ -66,12 +87,18 @@ class Settings:
     max_upload_bytes: int = 10 * 1024 * 1024
     max_video_bytes: int = 50 * 1024 * 1024
     max_pixels: int = 40_000_000
+    max_decode_bytes: int = 300_000_000
+    max_concurrent_decodes: int = 2
     max_video_frames: int = 600
     max_video_seconds: float = 60.0
+    max_video_pixels: int = 3840 * 2160
+    video_workers: int = 1
+    video_queue: int = 2
     max_ws_frame_bytes: int = 4 * 1024 * 1024
     rate_limit_per_minute: float = 600.0
     rate_limit_burst: int = 30
     cors_origins: tuple[str, ...] = ()
+    forwarded_allow_ips: tuple[str, ...] = ()
     cross_origin_isolation: bool = False
     log_level: str = "warning"
 
@@ -82,7 +109,11 @@ class Settings:
             "max_upload_bytes",
             "max_video_bytes",
             "max_pixels",
+            "max_decode_bytes",
+            "max_concurrent_decodes",
             "max_video_frames",
+            "max_video_pixels",
+            "video_workers",
             "max_ws_frame_bytes",
             "rate_limit_burst",
         )
@@ -90,6 +121,14 @@ class Settings:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise SettingsError(f"{name} ({_env_name(name)}) must be an integer >= 1, got {value!r}")
+        if (
+            isinstance(self.video_queue, bool)
+            or not isinstance(self.video_queue, int)
+            or self.video_queue < 0
+        ):
+            raise SettingsError(
+                f"video_queue ({_env_name('video_queue')}) must be an integer >= 0, got {self.video_queue!r}"
+            )
         if not 0 < self.port < 65536:
             raise SettingsError(f"port ({_env_name('port')}) must be in 1..65535, got {self.port}")
         if not self.max_video_seconds > 0:
@@ -128,10 +167,6 @@ class Settings:
             if value is not None:
                 values[name] = tuple(value) if isinstance(value, list) else value
         return cls(**values)
-
-    def replace(self, **changes: Any) -> Settings:
-        """A copy with some fields changed (validated again)."""
-        return dataclasses.replace(self, **changes)
 
 
 def _env_name(field_name: str) -> str:

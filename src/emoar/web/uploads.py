@@ -1,29 +1,46 @@
-"""Uploads: read a request body under a byte limit, parse multipart in memory, sniff the type.
+"""Uploads: read a request body under a byte limit, parse multipart in memory, sniff the type,
+decode images under the server's pixel and memory limits.
 
 Nothing touches the disk: the body is read into memory (at most the configured limit), and the
 multipart parts are collected into ``bytes`` (Starlette's own form parser would spool files of
-over 1 MB to a temporary file). The type of an upload is decided by its first bytes, not by its
-name or declared content type, which only decide between "undecodable" (400) and "unsupported"
-(415) when the bytes are not recognised.
+over 1 MB to a temporary file); images are decoded only in formats whose decoders read from
+memory (:data:`emoar.io.DECODABLE_IMAGE_FORMATS`). The type of an upload is decided by its first
+bytes (:func:`emoar.io.sniff`), not by its name or declared content type, which only decide
+between "undecodable" (400) and "unsupported" (415) when the bytes are not recognised.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from pathlib import PurePath
 
+import numpy as np
+import numpy.typing as npt
 from fastapi import Request
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
+from starlette.concurrency import run_in_threadpool
 
+from emoar.io import (
+    ImageMemoryError,
+    ImageReadError,
+    ImageTooLargeError,
+    UnsupportedImageError,
+    decode_image,
+    sniff,
+)
 from emoar.web.errors import ApiError
+from emoar.web.settings import Settings
 
 __all__ = [
     "IMAGE_FORMATS",
     "VIDEO_FORMATS",
     "Upload",
     "claims_image",
+    "decode_image_bytes",
+    "decode_limited",
     "parse_multipart",
     "read_body",
     "sniff",
@@ -50,68 +67,49 @@ _IMAGE_TYPES = frozenset(
     }
 )
 
-# Magic numbers; checked in order. Each entry: (offset, bytes, format name).
-_MAGIC: tuple[tuple[int, bytes, str], ...] = (
-    (0, b"\xff\xd8\xff", "JPEG"),
-    (0, b"\x89PNG\r\n\x1a\n", "PNG"),
-    (0, b"GIF87a", "GIF"),
-    (0, b"GIF89a", "GIF"),
-    (0, b"II*\x00", "TIFF"),
-    (0, b"MM\x00*", "TIFF"),
-    (0, b"\x1a\x45\xdf\xa3", "WebM/Matroska"),
-    (0, b"%PDF", "PDF"),
-    (0, b"PK\x03\x04", "ZIP"),
-    (0, b"\x1f\x8b", "gzip"),
-    (0, b"\x00\x00\x01\x00", "ICO"),
-    (0, b"8BPS", "PSD"),
-    (0, b"OggS", "Ogg"),
-    (0, b"ID3", "MP3"),
-    (0, b"fLaC", "FLAC"),
-    (0, b"\x00\x00\x01\xba", "MPEG-PS"),
-)
-
-
-def sniff(data: bytes) -> str | None:
-    """Name the format of ``data`` from its first bytes.
-
-    Returns:
-        An image name from :data:`IMAGE_FORMATS`, a video name from :data:`VIDEO_FORMATS`,
-        another known format's name (``"PDF"``, ``"HEIF/AVIF"``, ``"SVG"``, ...), or None.
-    """
-    head = data[:64]
-    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        return "WebP"
-    if head[:4] == b"RIFF" and head[8:12] == b"AVI ":
-        return "AVI"
-    if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
-        return "WAV"
-    if head[4:8] == b"ftyp":
-        brand = head[8:12]
-        if brand in (b"avif", b"avis", b"heic", b"heix", b"hevc", b"heim", b"heis", b"mif1", b"msf1"):
-            return "HEIF/AVIF"
-        return "QuickTime" if brand == b"qt  " else "MP4"
-    if (
-        head[:2] == b"BM"
-        and len(data) >= 26
-        and int.from_bytes(data[14:18], "little") in (12, 40, 52, 56, 64, 108, 124)
-    ):
-        return "BMP"
-    for offset, magic, name in _MAGIC:
-        if head[offset : offset + len(magic)] == magic:
-            return name
-    text = head.lstrip()[:16].lower()
-    if text.startswith(b"<svg") or (text.startswith(b"<?xml") and b"<svg" in data[:1024].lower()):
-        return "SVG"
-    if text.startswith((b"<!doctype html", b"<html")):
-        return "HTML"
-    return None
-
 
 def claims_image(filename: str | None, content_type: str | None) -> bool:
     """Whether the client said the upload is an image (by its name or declared type)."""
     ext = PurePath(filename or "").suffix.lower()
     ctype = (content_type or "").split(";")[0].strip().lower()
     return ext in _IMAGE_EXTS or ctype in _IMAGE_TYPES
+
+
+def decode_image_bytes(data: bytes, name: str, settings: Settings) -> npt.NDArray[np.uint8]:
+    """Decode an uploaded image or websocket frame under the server's limits (call it from a
+    worker thread): the header is checked against ``max_pixels`` and ``max_decode_bytes``
+    before anything is decoded.
+
+    Raises:
+        ApiError: 413 too many pixels or too much decode memory, 415 a recognised format that
+            is not decoded, 400 undecodable.
+    """
+    try:
+        return decode_image(
+            data, name, max_pixels=settings.max_pixels, max_decode_bytes=settings.max_decode_bytes
+        )
+    except ImageTooLargeError as e:
+        raise ApiError(413, "image_too_large", str(e), extra={"max_pixels": settings.max_pixels}) from e
+    except ImageMemoryError as e:
+        raise ApiError(
+            413,
+            "image_too_large",
+            str(e),
+            extra={"max_decode_bytes": settings.max_decode_bytes, "needed_bytes": e.needed_bytes},
+        ) from e
+    except UnsupportedImageError as e:
+        raise ApiError(415, "unsupported_media_type", str(e), extra={"accepted": list(IMAGE_FORMATS)}) from e
+    except ImageReadError as e:
+        raise ApiError(400, "undecodable_image", str(e)) from e
+
+
+async def decode_limited(
+    slots: asyncio.Semaphore, data: bytes, name: str, settings: Settings
+) -> npt.NDArray[np.uint8]:
+    """:func:`decode_image_bytes` in a worker thread, at most ``max_concurrent_decodes`` at once
+    (``slots``, the app's semaphore), so decode memory is bounded however many clients send."""
+    async with slots:
+        return await run_in_threadpool(decode_image_bytes, data, name, settings)
 
 
 @dataclass(frozen=True)

@@ -2,23 +2,31 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
+import functools
+import hashlib
 import io
 import logging
-from pathlib import PurePath
+from pathlib import Path, PurePath
 from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from emoar.io import ImageReadError, ImageTooLargeError, decode_image
 from emoar.types import FrameResult, csv_header
 from emoar.web import schemas
-from emoar.web.deps import get_engine, get_settings, rate_limit
-from emoar.web.engine import ClipTooLongError, Engine, UndecodableVideoError
+from emoar.web.deps import get_decode_slots, get_engine, get_settings, rate_limit
+from emoar.web.engine import (
+    ClipTooLongError,
+    Engine,
+    FrameTooLargeError,
+    UndecodableVideoError,
+    VideoBusyError,
+)
 from emoar.web.errors import ApiError
 from emoar.web.settings import Settings
 from emoar.web.uploads import (
@@ -26,6 +34,7 @@ from emoar.web.uploads import (
     VIDEO_FORMATS,
     Upload,
     claims_image,
+    decode_limited,
     parse_multipart,
     read_body,
     sniff,
@@ -43,14 +52,25 @@ _MULTIPART_SLACK = 16 * 1024
 _ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": schemas.ErrorOut, "description": "undecodable file (corrupt, empty, not what it claims)"},
     404: {"model": schemas.ErrorOut, "description": "unknown model (the message lists the available ones)"},
-    413: {"model": schemas.ErrorOut, "description": "too large (bytes, pixels, or clip length)"},
+    413: {
+        "model": schemas.ErrorOut,
+        "description": "too large (bytes, pixels, decode memory, or clip length)",
+    },
     415: {"model": schemas.ErrorOut, "description": "unsupported type (sniffed from the content)"},
     422: {"model": schemas.ErrorOut, "description": "missing 'file' field or invalid parameter"},
     429: {"model": schemas.ErrorOut, "description": "rate limited (see Retry-After)"},
+    503: {"model": schemas.ErrorOut, "description": "not ready or busy (see Retry-After)"},
 }
 
 
-def _multipart_body(description: str) -> dict[str, Any]:
+#: Media types of the formats each route decodes (the server sniffs the content; these are
+#: what the OpenAPI schema declares for the ``file`` part).
+IMAGE_MEDIA_TYPES = ("image/jpeg", "image/png", "image/webp", "image/bmp", "image/gif", "image/tiff")
+VIDEO_MEDIA_TYPES = ("video/mp4", "video/quicktime", "video/webm", "video/x-matroska", "video/x-msvideo")
+
+
+def _multipart_body(description: str, media_types: tuple[str, ...]) -> dict[str, Any]:
+    accepted = ", ".join(media_types)
     return {
         "requestBody": {
             "required": True,
@@ -60,9 +80,16 @@ def _multipart_body(description: str) -> dict[str, Any]:
                         "type": "object",
                         "required": ["file"],
                         "properties": {
-                            "file": {"type": "string", "format": "binary", "description": description}
+                            "file": {
+                                "type": "string",
+                                "format": "binary",
+                                "contentMediaType": media_types[0],
+                                "description": f"{description}. Accepted: {accepted} (decided from the "
+                                "content, not the name); anything else gets 415, corrupt data 400",
+                            }
                         },
-                    }
+                    },
+                    "encoding": {"file": {"contentType": accepted}},
                 }
             },
         }
@@ -102,11 +129,15 @@ async def _read_file_field(request: Request, limit: int, what: str) -> Upload:
     return up
 
 
-async def decode_upload_image(up: Upload, settings: Settings) -> npt.NDArray[np.uint8]:
-    """Check the sniffed type of an uploaded image and decode it (in a worker thread).
+async def decode_upload_image(
+    up: Upload, settings: Settings, slots: asyncio.Semaphore
+) -> npt.NDArray[np.uint8]:
+    """Check the sniffed type of an uploaded image and decode it (in a worker thread, at most
+    ``max_concurrent_decodes`` at once).
 
     Raises:
-        ApiError: 400 undecodable, 413 over ``max_pixels``, 415 not an accepted image type.
+        ApiError: 400 undecodable, 413 over ``max_pixels`` or ``max_decode_bytes``, 415 not an
+            accepted image type.
     """
     name = up.filename or "upload"
     fmt = sniff(up.data)
@@ -124,14 +155,10 @@ async def decode_upload_image(up: Upload, settings: Settings) -> npt.NDArray[np.
                 f"Unsupported file type: {found}. Accepted images: {', '.join(IMAGE_FORMATS)}{hint}",
                 extra={"accepted": list(IMAGE_FORMATS)},
             )
-    try:
-        return await run_in_threadpool(decode_image, up.data, name, max_pixels=settings.max_pixels)
-    except ImageTooLargeError as e:
-        raise ApiError(413, "image_too_large", str(e), extra={"max_pixels": settings.max_pixels}) from e
-    except ImageReadError as e:
-        raise ApiError(400, "undecodable_image", str(e)) from e
+    return await decode_limited(slots, up.data, name, settings)
 
 
+@router.head("/healthz", include_in_schema=False)
 @router.get("/healthz", response_model=schemas.HealthOut, tags=["meta"])
 async def healthz() -> dict[str, str]:
     """Liveness: ``{"status": "ok"}``."""
@@ -179,17 +206,49 @@ async def models(engine: Engine = Depends(get_engine)) -> dict[str, Any]:  # noq
     "/v1/models/{name}/onnx",
     tags=["models"],
     response_class=FileResponse,
-    responses={200: {"content": {"application/octet-stream": {}}}, 404: _ERRORS[404]},
+    responses={
+        200: {"content": {"application/octet-stream": {}}},
+        304: {"description": "not modified (the If-None-Match ETag matches)"},
+        404: _ERRORS[404],
+        429: _ERRORS[429],
+    },
+    dependencies=[Depends(rate_limit)],
 )
-async def model_file(name: str, engine: Engine = Depends(get_engine)) -> FileResponse:  # noqa: B008
-    """The model's .onnx file, for on-device inference in the browser (onnxruntime-web)."""
+async def model_file(
+    name: str,
+    if_none_match: str | None = Header(None, description="an ETag from an earlier download"),
+    engine: Engine = Depends(get_engine),  # noqa: B008
+) -> Response:
+    """The model's .onnx file, for on-device inference in the browser (onnxruntime-web).
+
+    Rate limited like the analyze routes; the ``ETag`` is the file's SHA-256, so a page that
+    already holds the model revalidates with ``If-None-Match`` and gets ``304`` without a body.
+    """
     model = engine.model(_resolve_model(engine, name))
+    etag = f'"{await run_in_threadpool(_file_digest, model.path)}"'
+    headers = {"Cache-Control": "public, max-age=3600, must-revalidate", "ETag": etag}
+    if if_none_match is not None:
+        tags = {t.strip().removeprefix("W/") for t in if_none_match.split(",")}
+        if etag in tags or "*" in tags:
+            return Response(status_code=304, headers=headers)
     return FileResponse(
-        model.path,
-        media_type="application/octet-stream",
-        filename=f"{model.name}.onnx",
-        headers={"Cache-Control": "public, max-age=3600"},
+        model.path, media_type="application/octet-stream", filename=f"{model.name}.onnx", headers=headers
     )
+
+
+@functools.lru_cache(maxsize=32)
+def _digest_cached(path: str, size: int, mtime_ns: int) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _file_digest(path: Path) -> str:
+    """SHA-256 of a file, computed once per (path, size, mtime)."""
+    st = path.stat()
+    return _digest_cached(str(path), st.st_size, st.st_mtime_ns)
 
 
 @router.post(
@@ -198,7 +257,7 @@ async def model_file(name: str, engine: Engine = Depends(get_engine)) -> FileRes
     response_model_exclude_none=True,
     tags=["analyze"],
     responses=_ERRORS,
-    openapi_extra=_multipart_body("the image (JPEG, PNG, WebP, ...)"),
+    openapi_extra=_multipart_body("the image", IMAGE_MEDIA_TYPES),
     dependencies=[Depends(rate_limit)],
 )
 async def analyze(
@@ -207,11 +266,12 @@ async def analyze(
     model: str | None = Query(None, description="model name from /v1/models (default model if omitted)"),
     engine: Engine = Depends(get_engine),  # noqa: B008
     settings: Settings = Depends(get_settings),  # noqa: B008
+    slots: asyncio.Semaphore = Depends(get_decode_slots),  # noqa: B008
 ) -> JSONResponse:
     """Faces and expressions in one image: the ``emoar analyze --json`` object."""
     model_name = _resolve_model(engine, model)
     up = await _read_file_field(request, settings.max_upload_bytes, "image")
-    frame = await decode_upload_image(up, settings)
+    frame = await decode_upload_image(up, settings, slots)
     result, png = await run_in_threadpool(
         engine.analyze, frame, model=model_name, image=up.filename or None, annotate=annotate
     )
@@ -236,7 +296,7 @@ def video_csv(results: list[FrameResult], labels: tuple[str, ...]) -> str:
     response_model=schemas.VideoOut,
     tags=["analyze"],
     responses={**_ERRORS, 200: {"content": {"text/csv": {}}, "description": "JSON (default) or CSV"}},
-    openapi_extra=_multipart_body("a short clip (MP4, MOV, WebM, AVI)"),
+    openapi_extra=_multipart_body("a short clip", VIDEO_MEDIA_TYPES),
     dependencies=[Depends(rate_limit)],
 )
 async def analyze_video(
@@ -264,14 +324,26 @@ async def analyze_video(
             extra={"accepted": list(VIDEO_FORMATS)},
         )
     try:
-        results, fps = await run_in_threadpool(
-            engine.analyze_video,
-            up.data,
-            model=model_name,
-            stride=stride,
-            max_frames=settings.max_video_frames,
-            max_seconds=settings.max_video_seconds,
-        )
+        with engine.video_admission():
+            results, fps = await run_in_threadpool(
+                engine.analyze_video,
+                up.data,
+                model=model_name,
+                stride=stride,
+                max_frames=settings.max_video_frames,
+                max_seconds=settings.max_video_seconds,
+            )
+    except VideoBusyError as e:
+        raise ApiError(
+            503, "busy", f"The server is busy with other clips: {e}", headers={"Retry-After": "5"}
+        ) from e
+    except FrameTooLargeError as e:
+        raise ApiError(
+            413,
+            "frame_too_large",
+            f"Video {up.filename or ''!r}: {e}",
+            extra={"max_video_pixels": settings.max_video_pixels},
+        ) from e
     except UndecodableVideoError as e:
         raise ApiError(400, "undecodable_video", f"Cannot read video {up.filename or ''!r}: {e}") from e
     except ClipTooLongError as e:

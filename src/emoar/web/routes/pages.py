@@ -89,13 +89,13 @@ def _page(name: str) -> HTMLResponse:
     )
 
 
-@router.get("/", response_class=HTMLResponse)
+@router.api_route("/", methods=["GET", "HEAD"], response_class=HTMLResponse)
 async def live_page() -> HTMLResponse:
     """The live camera page (on-device or server mode)."""
     return _page("index.html")
 
 
-@router.get("/upload", response_class=HTMLResponse)
+@router.api_route("/upload", methods=["GET", "HEAD"], response_class=HTMLResponse)
 async def upload_page() -> HTMLResponse:
     """The upload page (image or clip -> annotated result, table, JSON/CSV download)."""
     return _page("upload.html")

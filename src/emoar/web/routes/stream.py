@@ -26,21 +26,21 @@ import json
 import logging
 import time
 from typing import Any
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Depends, Query, WebSocket, WebSocketDisconnect
 from starlette.concurrency import run_in_threadpool
 
-from emoar.io import ImageReadError, ImageTooLargeError, decode_image
 from emoar.pipeline import StreamState
 from emoar.types import FrameResult
-from emoar.web.deps import client_key, get_engine, get_limiter, get_settings
+from emoar.web.deps import client_key, get_decode_slots, get_engine, get_limiter, get_settings
 from emoar.web.engine import Engine
-from emoar.web.errors import error_body
+from emoar.web.errors import ApiError, error_body
 from emoar.web.ratelimit import TokenBucketLimiter
 from emoar.web.settings import Settings
-from emoar.web.uploads import IMAGE_FORMATS, sniff
+from emoar.web.uploads import IMAGE_FORMATS, decode_limited, sniff
 
-__all__ = ["router", "stream_result"]
+__all__ = ["origin_allowed", "router", "stream_result"]
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +49,17 @@ router = APIRouter()
 # Close codes (4000-4999 are for applications).
 _CLOSE_RATE_LIMITED = 4429
 _CLOSE_UNKNOWN_MODEL = 4404
+_CLOSE_FORBIDDEN_ORIGIN = 4403
+
+
+def origin_allowed(origin: str, host: str | None, allowed: tuple[str, ...]) -> bool:
+    """Whether a browser page at ``origin`` may open the websocket: the page was served by this
+    server (same host and port as the ``Host`` header), or its origin is configured in
+    ``cors_origins`` (``*`` allows any)."""
+    if "*" in allowed or origin.rstrip("/") in {o.rstrip("/") for o in allowed}:
+        return True
+    netloc = urlsplit(origin).netloc.lower()
+    return bool(host) and netloc == str(host).lower()
 
 
 def stream_result(result: FrameResult, *, seq: int, model: str, dropped: int) -> dict[str, Any]:
@@ -76,10 +87,13 @@ def stream_result(result: FrameResult, *, seq: int, model: str, dropped: int) ->
 class _Session:
     """One websocket connection: its stream state, the newest pending frame, and counters."""
 
-    def __init__(self, ws: WebSocket, engine: Engine, settings: Settings, model: str) -> None:
+    def __init__(
+        self, ws: WebSocket, engine: Engine, settings: Settings, model: str, slots: asyncio.Semaphore
+    ) -> None:
         self.ws = ws
         self.engine = engine
         self.settings = settings
+        self.slots = slots
         self.model = model
         self.stream: StreamState = engine.new_stream(model)
         self.seq = -1
@@ -92,8 +106,16 @@ class _Session:
         self.send_lock = asyncio.Lock()
 
     async def send(self, msg: dict[str, Any]) -> None:
+        """Send one JSON message; a no-op once the connection is gone (a result finished after
+        the client left, or a keepalive timeout closed it, is dropped quietly)."""
+        if self.closed:
+            return
         async with self.send_lock:
-            await self.ws.send_text(json.dumps(msg))
+            try:
+                await self.ws.send_text(json.dumps(msg))
+            except (WebSocketDisconnect, RuntimeError, OSError):
+                self.closed = True
+                self.wake.set()
 
     async def error(self, status: int, code: str, message: str, **extra: Any) -> None:
         await self.send({"type": "error", **error_body(status, code, message, **extra)})
@@ -199,14 +221,9 @@ class _Session:
             )
             return
         try:
-            frame = await run_in_threadpool(
-                decode_image, data, f"frame {seq}", max_pixels=self.settings.max_pixels
-            )
-        except ImageTooLargeError as e:
-            await self.error(413, "image_too_large", str(e), seq=seq)
-            return
-        except ImageReadError as e:
-            await self.error(400, "undecodable_image", str(e), seq=seq)
+            frame = await decode_limited(self.slots, data, f"frame {seq}", self.settings)
+        except ApiError as e:
+            await self.error(e.status, e.code, e.message, seq=seq, **e.extra)
             return
         now = time.monotonic()
         if self.t0 is None:
@@ -233,8 +250,15 @@ async def stream(
     engine: Engine = Depends(get_engine),  # noqa: B008
     settings: Settings = Depends(get_settings),  # noqa: B008
     limiter: TokenBucketLimiter = Depends(get_limiter),  # noqa: B008
+    slots: asyncio.Semaphore = Depends(get_decode_slots),  # noqa: B008
 ) -> None:
     """Live mode: binary JPEG frames in, JSON results out (see the module docstring)."""
+    origin = ws.headers.get("origin")
+    if origin is not None and not origin_allowed(origin, ws.headers.get("host"), settings.cors_origins):
+        # Refused during the handshake: the browser sees HTTP 403, and no frame is ever read.
+        logger.info("websocket from origin %r refused (host %r)", origin, ws.headers.get("host"))
+        await ws.close(code=_CLOSE_FORBIDDEN_ORIGIN)
+        return
     await ws.accept()
     allowed, retry = limiter.acquire(client_key(ws))
     if not allowed:
@@ -269,7 +293,7 @@ async def stream(
         )
         await ws.close(code=_CLOSE_UNKNOWN_MODEL)
         return
-    session = _Session(ws, engine, settings, engine.model(model).name)
+    session = _Session(ws, engine, settings, engine.model(model).name, slots)
     await session.send(
         {
             "type": "hello",
