@@ -31,3 +31,28 @@ def test_cli_version_and_usage_errors() -> None:
     assert bad.returncode == 2 and "IMAGE" in bad.stderr
     unknown = subprocess.run([sys.executable, "-m", "emoar.cli", "nonsense"], capture_output=True, text=True)
     assert unknown.returncode == 2
+
+
+def test_analysing_writes_nothing_outside_the_outputs(tmp_path, photos_dir) -> None:
+    """`emoar analyze` with a fresh HOME, cache and temp folder: nothing appears in any of them
+    (onnxruntime 1.32 would otherwise write a telemetry device id and event database under
+    ~/.cache/Microsoft and a .ses file in the temp folder, and try to upload events)."""
+    import os
+
+    home, cache, tmp = tmp_path / "home", tmp_path / "cache", tmp_path / "tmp"
+    for d in (home, cache, tmp):
+        d.mkdir()
+    env = {k: v for k, v in os.environ.items() if k != "ORT_DISABLE_TELEMETRY"}
+    env.update(HOME=str(home), XDG_CACHE_HOME=str(cache), TMPDIR=str(tmp), MPLCONFIGDIR=str(tmp_path / "mpl"))
+    out = subprocess.run(
+        [sys.executable, "-m", "emoar.cli", "-q", "analyze", str(photos_dir / "portrait.jpg"), "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    assert '"happy"' in out.stdout or '"expression"' in out.stdout
+    written = [str(p.relative_to(tmp_path)) for d in (home, cache, tmp) for p in d.rglob("*")]
+    assert written == [], f"files written: {written}"

@@ -5,9 +5,6 @@ shared test photos."""
 from __future__ import annotations
 
 import os
-import socket
-import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +16,7 @@ fastapi = pytest.importorskip("fastapi", reason="the web extra is not installed:
 
 from fastapi import FastAPI  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
-from web_helpers import letterbox_640x480  # noqa: E402
+from web_helpers import LiveServer, letterbox_640x480  # noqa: E402
 
 from emoar.web.app import create_app  # noqa: E402
 from emoar.web.engine import Engine  # noqa: E402
@@ -114,44 +111,6 @@ def png_50mp() -> bytes:
     ok, buf = cv2.imencode(".png", img, [cv2.IMWRITE_PNG_COMPRESSION, 9])
     assert ok
     return buf.tobytes()
-
-
-def free_port() -> int:
-    """A TCP port free on the loopback interface."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class LiveServer:
-    """A real uvicorn server in a background thread, on 127.0.0.1."""
-
-    def __init__(self, app: FastAPI) -> None:
-        import uvicorn
-
-        from emoar.web.app import uvicorn_options
-
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.ws_url = f"ws://127.0.0.1:{self.port}"
-        # The options `emoar serve` runs with (proxy headers, logging), on a free port.
-        options = {**uvicorn_options(app.state.settings), "host": "127.0.0.1", "port": self.port}
-        config = uvicorn.Config(app, lifespan="on", ws="websockets-sansio", **options)
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, name=f"uvicorn-{self.port}", daemon=True)
-
-    def start(self) -> LiveServer:
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            if not self.thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.02)
-        return self
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
 
 
 @pytest.fixture(scope="session")

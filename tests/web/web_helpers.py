@@ -5,6 +5,8 @@ written as a .y4m clip) and Chromium's launch flags. Needs only numpy (cv2 when 
 from __future__ import annotations
 
 import io
+import socket
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -83,3 +85,41 @@ def wait_for(page: Any, predicate_js: str, timeout_s: float = 60.0, what: str = 
         time.sleep(0.1)
     state = page.evaluate("() => JSON.stringify(window.__emoar || window.__emoarUpload || null)")
     raise AssertionError(f"timed out waiting for {what or predicate_js}; page state: {state}")
+
+
+def free_port() -> int:
+    """A TCP port free on the loopback interface."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class LiveServer:
+    """A real uvicorn server in a background thread, on 127.0.0.1."""
+
+    def __init__(self, app: Any) -> None:
+        import uvicorn
+
+        from emoar.web.app import uvicorn_options
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.ws_url = f"ws://127.0.0.1:{self.port}"
+        # The options `emoar serve` runs with (proxy headers, logging), on a free port.
+        options = {**uvicorn_options(app.state.settings), "host": "127.0.0.1", "port": self.port}
+        config = uvicorn.Config(app, lifespan="on", ws="websockets-sansio", **options)
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, name=f"uvicorn-{self.port}", daemon=True)
+
+    def start(self) -> LiveServer:
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.02)
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)

@@ -27,7 +27,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from emoar import __version__
-from emoar.web.engine import Engine
+from emoar.web.engine import AdmissionGate, Engine
 from emoar.web.errors import install_error_handlers
 from emoar.web.ratelimit import TokenBucketLimiter
 from emoar.web.routes import api, pages, stream
@@ -133,6 +133,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.state.engine = None
     app.state.limiter = TokenBucketLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst)
     app.state.decode_slots = asyncio.Semaphore(settings.max_concurrent_decodes)
+    app.state.video_gate = AdmissionGate(settings.video_workers + settings.video_queue)
     install_error_handlers(app)
     app.include_router(api.router)
     app.include_router(stream.router)

@@ -7,8 +7,9 @@ for its duration, so a pipeline (and its detector) is never used by two threads 
 
 Clips run on pipelines of their own (``Settings.video_workers`` per model, created on the first
 clip), so a long clip never holds the pipeline an image request or a live stream is waiting
-for; at most ``video_workers + video_queue`` clips are admitted at once, the rest are refused
-(:class:`VideoBusyError`, HTTP 503) instead of queueing without bound.
+for; the app admits at most ``video_workers + video_queue`` clips at once (an
+:class:`AdmissionGate`), the rest are refused (:class:`VideoBusyError`, HTTP 503) instead of
+queueing without bound.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from emoar.types import FrameResult
 from emoar.web.settings import Settings
 
 __all__ = [
+    "AdmissionGate",
     "ClipTooLongError",
     "Engine",
     "FrameTooLargeError",
@@ -116,6 +118,43 @@ class ServedModel:
         }
 
 
+class AdmissionGate:
+    """At most ``capacity`` holders at once; one more is refused at once instead of waiting.
+
+    >>> gate = AdmissionGate(1)
+    >>> with gate.admit():
+    ...     gate.admit().__enter__()
+    Traceback (most recent call last):
+    ...
+    emoar.web.engine.VideoBusyError: 1 clips are being analysed or waiting (the limit is 1); retry in a few seconds
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = int(capacity)
+        self._lock = threading.Lock()
+        self._held = 0
+
+    @contextlib.contextmanager
+    def admit(self) -> Iterator[None]:
+        """Hold one place for the ``with`` block.
+
+        Raises:
+            VideoBusyError: all ``capacity`` places are held.
+        """
+        with self._lock:
+            if self._held >= self.capacity:
+                raise VideoBusyError(
+                    f"{self._held} clips are being analysed or waiting (the limit is {self.capacity}); "
+                    "retry in a few seconds"
+                )
+            self._held += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._held -= 1
+
+
 class PipelinePool:
     """A fixed set of pipelines for one model; :meth:`borrow` lends one to the calling thread."""
 
@@ -168,7 +207,6 @@ class Engine:
     _pools: dict[str, PipelinePool] = field(default_factory=dict, repr=False)
     _video_pools: dict[str, PipelinePool] = field(default_factory=dict, repr=False)
     _video_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-    _video_admitted: int = field(default=0, repr=False)
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -247,27 +285,6 @@ class Engine:
             pool.close()
         self._pools.clear()
         self._video_pools.clear()
-
-    @contextlib.contextmanager
-    def video_admission(self) -> Iterator[None]:
-        """Admit one clip for the ``with`` block, or refuse it at once.
-
-        Raises:
-            VideoBusyError: ``video_workers + video_queue`` clips are already admitted.
-        """
-        cap = self.settings.video_workers + self.settings.video_queue
-        with self._video_lock:
-            if self._video_admitted >= cap:
-                raise VideoBusyError(
-                    f"{self._video_admitted} clips are being analysed or waiting (the limit is {cap}); "
-                    "retry in a few seconds"
-                )
-            self._video_admitted += 1
-        try:
-            yield
-        finally:
-            with self._video_lock:
-                self._video_admitted -= 1
 
     def _video_pool(self, name: str) -> PipelinePool:
         """The video pipelines of model ``name``, created on first use."""
@@ -360,6 +377,7 @@ class Engine:
         stride: int = 1,
         max_frames: int | None = None,
         max_seconds: float | None = None,
+        max_pixels: int | None = None,
     ) -> tuple[list[FrameResult], float]:
         """Analyse a short clip held in memory (decoded by FFmpeg from a byte stream, no file).
 
@@ -369,6 +387,7 @@ class Engine:
             stride: analyse every ``stride``-th frame.
             max_frames: most analysed frames; a longer clip raises :class:`ClipTooLongError`.
             max_seconds: longest clip in seconds; a longer clip raises :class:`ClipTooLongError`.
+            max_pixels: largest frame in pixels (default ``settings.max_video_pixels``).
 
         Returns:
             ``(results, fps)``: one result per analysed frame, with ``frame_index`` (index in the
@@ -378,7 +397,7 @@ class Engine:
         Raises:
             UndecodableVideoError: not a decodable video, or no frames.
             ClipTooLongError: over ``max_frames`` or ``max_seconds``.
-            FrameTooLargeError: frames of more than ``max_video_pixels`` (checked from the
+            FrameTooLargeError: frames of more than ``max_pixels`` (checked from the
                 container before the first frame is decoded, and on every frame).
         """
         import cv2
@@ -397,7 +416,7 @@ class Engine:
             fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
             if not math.isfinite(fps) or fps <= 0 or fps > 1000:
                 fps = 30.0
-            max_px = self.settings.max_video_pixels
+            max_px = max_pixels or self.settings.max_video_pixels
             _check_frame(
                 int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)), max_px
             )

@@ -324,7 +324,7 @@ async def analyze_video(
             extra={"accepted": list(VIDEO_FORMATS)},
         )
     try:
-        with engine.video_admission():
+        with request.app.state.video_gate.admit():
             results, fps = await run_in_threadpool(
                 engine.analyze_video,
                 up.data,
@@ -332,6 +332,7 @@ async def analyze_video(
                 stride=stride,
                 max_frames=settings.max_video_frames,
                 max_seconds=settings.max_video_seconds,
+                max_pixels=settings.max_video_pixels,
             )
     except VideoBusyError as e:
         raise ApiError(
