@@ -132,7 +132,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.state.settings = settings
     app.state.engine = None
     app.state.limiter = TokenBucketLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst)
-    app.state.decode_slots = asyncio.Semaphore(settings.max_concurrent_decodes)
+    app.state.image_slots = asyncio.Semaphore(settings.max_images_in_flight)
     app.state.video_gate = AdmissionGate(settings.video_workers + settings.video_queue)
     install_error_handlers(app)
     app.include_router(api.router)

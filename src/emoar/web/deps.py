@@ -16,7 +16,7 @@ from emoar.web.errors import ApiError
 from emoar.web.ratelimit import TokenBucketLimiter
 from emoar.web.settings import Settings
 
-__all__ = ["client_key", "get_decode_slots", "get_engine", "get_limiter", "get_settings", "rate_limit"]
+__all__ = ["client_key", "get_engine", "get_image_slots", "get_limiter", "get_settings", "rate_limit"]
 
 
 def get_settings(conn: HTTPConnection) -> Settings:
@@ -43,9 +43,10 @@ def get_limiter(conn: HTTPConnection) -> TokenBucketLimiter:
     return limiter
 
 
-def get_decode_slots(conn: HTTPConnection) -> asyncio.Semaphore:
-    """The app's semaphore of ``max_concurrent_decodes`` image-decoding slots."""
-    slots: asyncio.Semaphore = conn.app.state.decode_slots
+def get_image_slots(conn: HTTPConnection) -> asyncio.Semaphore:
+    """The app's semaphore of ``max_images_in_flight`` slots: hold one from the start of an
+    image's decoding to the end of its analysis."""
+    slots: asyncio.Semaphore = conn.app.state.image_slots
     return slots
 
 

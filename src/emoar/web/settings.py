@@ -51,9 +51,10 @@ class Settings:
             layout: 3 for 8-bit RGB, 4 + 3 for 8-bit RGBA, 8 + 4 + 3 for 16-bit RGBA; see
             :meth:`emoar.io.formats.ImageHeader.peak_bytes`); more gets HTTP 413. The default
             admits a 40-megapixel 8-bit RGB JPEG, not a 6000x6000 16-bit RGBA PNG (540 MB).
-        max_concurrent_decodes: images decoded at once (REST and websocket together; the others
-            wait their turn), so decoding never holds more than
-            ``max_concurrent_decodes * max_decode_bytes`` bytes.
+        max_images_in_flight: decoded images held at once, from the start of decoding to the end
+            of analysis (REST and websocket together; the others wait their turn holding only
+            their encoded bytes), so decoded images never take more than about
+            ``max_images_in_flight * max_decode_bytes`` bytes.
         max_video_frames: most frames analysed per clip (after ``stride``); longer clips get 413.
         max_video_seconds: longest clip accepted, in seconds.
         max_video_pixels: largest video frame, in pixels (width * height), read from the
@@ -88,7 +89,7 @@ class Settings:
     max_video_bytes: int = 50 * 1024 * 1024
     max_pixels: int = 40_000_000
     max_decode_bytes: int = 300_000_000
-    max_concurrent_decodes: int = 2
+    max_images_in_flight: int = 2
     max_video_frames: int = 600
     max_video_seconds: float = 60.0
     max_video_pixels: int = 3840 * 2160
@@ -110,7 +111,7 @@ class Settings:
             "max_video_bytes",
             "max_pixels",
             "max_decode_bytes",
-            "max_concurrent_decodes",
+            "max_images_in_flight",
             "max_video_frames",
             "max_video_pixels",
             "video_workers",

@@ -11,7 +11,6 @@ between "undecodable" (400) and "unsupported" (415) when the bytes are not recog
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from dataclasses import dataclass
 from pathlib import PurePath
@@ -21,7 +20,6 @@ import numpy.typing as npt
 from fastapi import Request
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
-from starlette.concurrency import run_in_threadpool
 
 from emoar.io import (
     ImageMemoryError,
@@ -40,7 +38,6 @@ __all__ = [
     "Upload",
     "claims_image",
     "decode_image_bytes",
-    "decode_limited",
     "parse_multipart",
     "read_body",
     "sniff",
@@ -101,15 +98,6 @@ def decode_image_bytes(data: bytes, name: str, settings: Settings) -> npt.NDArra
         raise ApiError(415, "unsupported_media_type", str(e), extra={"accepted": list(IMAGE_FORMATS)}) from e
     except ImageReadError as e:
         raise ApiError(400, "undecodable_image", str(e)) from e
-
-
-async def decode_limited(
-    slots: asyncio.Semaphore, data: bytes, name: str, settings: Settings
-) -> npt.NDArray[np.uint8]:
-    """:func:`decode_image_bytes` in a worker thread, at most ``max_concurrent_decodes`` at once
-    (``slots``, the app's semaphore), so decode memory is bounded however many clients send."""
-    async with slots:
-        return await run_in_threadpool(decode_image_bytes, data, name, settings)
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from starlette.concurrency import run_in_threadpool
 
 from emoar.types import FrameResult, csv_header
 from emoar.web import schemas
-from emoar.web.deps import get_decode_slots, get_engine, get_settings, rate_limit
+from emoar.web.deps import get_engine, get_image_slots, get_settings, rate_limit
 from emoar.web.engine import (
     ClipTooLongError,
     Engine,
@@ -34,7 +34,7 @@ from emoar.web.uploads import (
     VIDEO_FORMATS,
     Upload,
     claims_image,
-    decode_limited,
+    decode_image_bytes,
     parse_multipart,
     read_body,
     sniff,
@@ -129,11 +129,9 @@ async def _read_file_field(request: Request, limit: int, what: str) -> Upload:
     return up
 
 
-async def decode_upload_image(
-    up: Upload, settings: Settings, slots: asyncio.Semaphore
-) -> npt.NDArray[np.uint8]:
-    """Check the sniffed type of an uploaded image and decode it (in a worker thread, at most
-    ``max_concurrent_decodes`` at once).
+async def decode_upload_image(up: Upload, settings: Settings) -> npt.NDArray[np.uint8]:
+    """Check the sniffed type of an uploaded image and decode it in a worker thread (hold an
+    image slot around this call and the analysis).
 
     Raises:
         ApiError: 400 undecodable, 413 over ``max_pixels`` or ``max_decode_bytes``, 415 not an
@@ -155,7 +153,7 @@ async def decode_upload_image(
                 f"Unsupported file type: {found}. Accepted images: {', '.join(IMAGE_FORMATS)}{hint}",
                 extra={"accepted": list(IMAGE_FORMATS)},
             )
-    return await decode_limited(slots, up.data, name, settings)
+    return await run_in_threadpool(decode_image_bytes, up.data, name, settings)
 
 
 @router.head("/healthz", include_in_schema=False)
@@ -266,15 +264,17 @@ async def analyze(
     model: str | None = Query(None, description="model name from /v1/models (default model if omitted)"),
     engine: Engine = Depends(get_engine),  # noqa: B008
     settings: Settings = Depends(get_settings),  # noqa: B008
-    slots: asyncio.Semaphore = Depends(get_decode_slots),  # noqa: B008
+    slots: asyncio.Semaphore = Depends(get_image_slots),  # noqa: B008
 ) -> JSONResponse:
     """Faces and expressions in one image: the ``emoar analyze --json`` object."""
     model_name = _resolve_model(engine, model)
     up = await _read_file_field(request, settings.max_upload_bytes, "image")
-    frame = await decode_upload_image(up, settings, slots)
-    result, png = await run_in_threadpool(
-        engine.analyze, frame, model=model_name, image=up.filename or None, annotate=annotate
-    )
+    async with slots:  # bounds the decoded images in memory, however many clients send
+        frame = await decode_upload_image(up, settings)
+        result, png = await run_in_threadpool(
+            engine.analyze, frame, model=model_name, image=up.filename or None, annotate=annotate
+        )
+        del frame
     body = result.to_dict()
     if png is not None:
         body["annotated_png_base64"] = png

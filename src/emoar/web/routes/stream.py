@@ -33,12 +33,12 @@ from starlette.concurrency import run_in_threadpool
 
 from emoar.pipeline import StreamState
 from emoar.types import FrameResult
-from emoar.web.deps import client_key, get_decode_slots, get_engine, get_limiter, get_settings
+from emoar.web.deps import client_key, get_engine, get_image_slots, get_limiter, get_settings
 from emoar.web.engine import Engine
 from emoar.web.errors import ApiError, error_body
 from emoar.web.ratelimit import TokenBucketLimiter
 from emoar.web.settings import Settings
-from emoar.web.uploads import IMAGE_FORMATS, decode_limited, sniff
+from emoar.web.uploads import IMAGE_FORMATS, decode_image_bytes, sniff
 
 __all__ = ["origin_allowed", "router", "stream_result"]
 
@@ -220,24 +220,26 @@ class _Session:
                 seq=seq,
             )
             return
-        try:
-            frame = await decode_limited(self.slots, data, f"frame {seq}", self.settings)
-        except ApiError as e:
-            await self.error(e.status, e.code, e.message, seq=seq, **e.extra)
-            return
-        now = time.monotonic()
-        if self.t0 is None:
-            self.t0 = now
-        ts = (now - self.t0) * 1000.0
-        stream, model = self.stream, self.model
-        result = await run_in_threadpool(
-            self.engine.process_stream_frame,
-            frame,
-            stream,
-            model=model,
-            frame_index=self.frame_index,
-            timestamp_ms=ts,
-        )
+        async with self.slots:  # bounds the decoded images in memory across all clients
+            try:
+                frame = await run_in_threadpool(decode_image_bytes, data, f"frame {seq}", self.settings)
+            except ApiError as e:
+                await self.error(e.status, e.code, e.message, seq=seq, **e.extra)
+                return
+            now = time.monotonic()
+            if self.t0 is None:
+                self.t0 = now
+            ts = (now - self.t0) * 1000.0
+            stream, model = self.stream, self.model
+            result = await run_in_threadpool(
+                self.engine.process_stream_frame,
+                frame,
+                stream,
+                model=model,
+                frame_index=self.frame_index,
+                timestamp_ms=ts,
+            )
+            del frame
         self.frame_index += 1
         if not self.closed:
             await self.send(stream_result(result, seq=seq, model=model, dropped=self.dropped))
@@ -250,7 +252,7 @@ async def stream(
     engine: Engine = Depends(get_engine),  # noqa: B008
     settings: Settings = Depends(get_settings),  # noqa: B008
     limiter: TokenBucketLimiter = Depends(get_limiter),  # noqa: B008
-    slots: asyncio.Semaphore = Depends(get_decode_slots),  # noqa: B008
+    slots: asyncio.Semaphore = Depends(get_image_slots),  # noqa: B008
 ) -> None:
     """Live mode: binary JPEG frames in, JSON results out (see the module docstring)."""
     origin = ws.headers.get("origin")
