@@ -114,23 +114,39 @@ def _format_hint(p: Path) -> str:
     return ""
 
 
+def _open_session(p: Path, num_threads: int, *, optimize: bool = True) -> Any:
+    """An onnxruntime CPU session for ``p`` (the runtime's only ONNX reader: ``onnx`` itself is
+    a training extra).
+
+    Raises:
+        ModelMetadataError: missing file, or not a loadable ONNX model.
+    """
+    import onnxruntime as ort
+
+    if not p.is_file():
+        raise ModelMetadataError(f"Model file not found: {p}")
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = max(1, int(num_threads))
+    so.inter_op_num_threads = 1
+    so.log_severity_level = 3
+    if not optimize:
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    try:
+        return ort.InferenceSession(str(p), so, providers=["CPUExecutionProvider"])
+    except Exception as e:  # noqa: BLE001 - onnxruntime raises several types
+        raise ModelMetadataError(f"{p}: not a loadable ONNX model ({e}){_format_hint(p)}") from e
+
+
 def read_model_info(path: str | os.PathLike[str]) -> ModelInfo:
-    """Read a model's metadata without creating an inference session.
+    """Read a model's metadata (with onnxruntime, unoptimised: no inference set-up).
 
     Raises:
         ModelMetadataError: missing/unreadable file or missing metadata.
     """
-    import onnx
-
     p = Path(path)
-    if not p.is_file():
-        raise ModelMetadataError(f"Model file not found: {p}")
-    try:
-        m = onnx.load(str(p), load_external_data=False)
-    except Exception as e:  # noqa: BLE001
-        raise ModelMetadataError(f"{p}: not a readable ONNX model ({e}){_format_hint(p)}") from e
-    info = _parse_info(p, {q.key: q.value for q in m.metadata_props})
-    _check_outputs(p, info, [o.name for o in m.graph.output])
+    session = _open_session(p, 1, optimize=False)
+    info = _parse_info(p, dict(session.get_modelmeta().custom_metadata_map))
+    _check_outputs(p, info, [o.name for o in session.get_outputs()])
     return info
 
 
@@ -191,19 +207,8 @@ class ExpressionClassifier:
         Raises:
             ModelMetadataError: missing file, not ONNX, or missing metadata.
         """
-        import onnxruntime as ort
-
         p = Path(path)
-        if not p.is_file():
-            raise ModelMetadataError(f"Model file not found: {p}")
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = max(1, int(num_threads))
-        so.inter_op_num_threads = 1
-        so.log_severity_level = 3
-        try:
-            self._session = ort.InferenceSession(str(p), so, providers=["CPUExecutionProvider"])
-        except Exception as e:  # noqa: BLE001 - onnxruntime raises several types
-            raise ModelMetadataError(f"{p}: not a loadable ONNX model ({e}){_format_hint(p)}") from e
+        self._session = _open_session(p, num_threads)
         meta = self._session.get_modelmeta().custom_metadata_map
         self.info = _parse_info(p, dict(meta))
         if ood_threshold is not None:

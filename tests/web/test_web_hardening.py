@@ -387,3 +387,12 @@ def test_no_upload_reaches_the_disk(
         ino.close()
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_security_headers(live_server) -> None:
+    with httpx.Client(base_url=live_server.url, timeout=30) as http:
+        page = http.get("/")
+        assert "default-src 'self'" in page.headers["content-security-policy"]
+        for r in (page, http.get("/healthz"), http.get("/nope")):
+            assert r.headers["x-content-type-options"] == "nosniff"
+            assert "server" not in r.headers  # no version banner
