@@ -479,3 +479,27 @@ def test_import_does_no_work():
         "assert 'torch' not in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_two_streams_on_one_pipeline_keep_their_own_placement(photos_dir):
+    """Per-track layout memory lives on each StreamState, not on the shared pipeline/renderer."""
+    import cv2
+
+    from emoar.pipeline import Pipeline, PipelineOptions
+
+    frame = cv2.imread(str(photos_dir / "portrait.jpg"))
+    with Pipeline.from_options(PipelineOptions()) as pipe:
+        a, b = pipe.new_stream(), pipe.new_stream()
+        ra = pipe.process(frame, stream=a)
+        pipe.render(frame, ra, stream=a)
+        assert len(a.placement) > 0 and len(b.placement) == 0
+        before = dict(a.placement.choices)
+        # Stream b's face sits elsewhere (mirrored frame) and gets the same track id 1.
+        mirrored = np.ascontiguousarray(frame[:, ::-1])
+        rb = pipe.process(mirrored, stream=b)
+        assert ra.faces[0].track_id == rb.faces[0].track_id
+        pipe.render(mirrored, rb, stream=b)
+        assert a.placement.choices == before
+        assert len(pipe.renderer._choices) == 0  # the shared renderer remembers nothing
+        a.reset()
+        assert len(a.placement) == 0 and len(b.placement) > 0

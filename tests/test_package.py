@@ -56,3 +56,30 @@ def test_analysing_writes_nothing_outside_the_outputs(tmp_path, photos_dir) -> N
     assert '"happy"' in out.stdout or '"expression"' in out.stdout
     written = [str(p.relative_to(tmp_path)) for d in (home, cache, tmp) for p in d.rglob("*")]
     assert written == [], f"files written: {written}"
+
+
+def test_pipeline_is_exported_lazily() -> None:
+    code = (
+        "import sys, emoar\n"
+        "assert 'emoar.pipeline' not in sys.modules\n"
+        "from emoar import Pipeline, PipelineOptions, StreamState\n"
+        "import emoar.pipeline as p\n"
+        "assert Pipeline is p.Pipeline and PipelineOptions is p.PipelineOptions and StreamState is p.StreamState\n"
+        "assert 'onnxruntime' not in sys.modules\n"
+        "print('ok')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
+
+
+def test_expression_covers_every_shipped_label() -> None:
+    from emoar import FER2013_LABELS, FERPLUS_LABELS, Expression
+    from emoar.models import list_models
+
+    assert len(FER2013_LABELS) == 7 and "contempt" not in FER2013_LABELS
+    assert FERPLUS_LABELS == (*FER2013_LABELS, "contempt")
+    values = {e.value for e in Expression}
+    for m in list_models():
+        from emoar.classify import read_model_info
+
+        assert set(read_model_info(m.path).labels) <= values, m.name

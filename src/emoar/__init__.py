@@ -16,9 +16,42 @@ import os as _os
 _os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 _os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(1 << 28))
 
-from emoar.labels import FER2013_LABELS, Expression
+from typing import TYPE_CHECKING, Any
+
+from emoar.labels import FER2013_LABELS, FERPLUS_LABELS, Expression
 from emoar.types import Detection, FaceResult, FrameResult
+
+if TYPE_CHECKING:
+    from emoar.pipeline import Pipeline, PipelineOptions, StreamState
 
 __version__ = "0.1.0"
 
-__all__ = ["Detection", "Expression", "FER2013_LABELS", "FaceResult", "FrameResult", "__version__"]
+__all__ = [
+    "Detection",
+    "Expression",
+    "FER2013_LABELS",
+    "FERPLUS_LABELS",
+    "FaceResult",
+    "FrameResult",
+    "Pipeline",
+    "PipelineOptions",
+    "StreamState",
+    "__version__",
+]
+
+# The pipeline is exported lazily, so ``import emoar`` stays free of work (PEP 562).
+_LAZY = {"Pipeline": "emoar.pipeline", "PipelineOptions": "emoar.pipeline", "StreamState": "emoar.pipeline"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'emoar' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -13,7 +13,8 @@ __all__ = ["Expression", "FER2013_LABELS", "FERPLUS_LABELS", "canonical_label"]
 
 
 class Expression(StrEnum):
-    """The seven FER2013 expressions (value = the label string used in JSON)."""
+    """Every expression a shipped model outputs (value = the label string used in JSON): the
+    seven FER2013 classes, and ``contempt``, which the 8-class FER+ model adds."""
 
     ANGRY = "angry"
     DISGUST = "disgust"
@@ -22,10 +23,11 @@ class Expression(StrEnum):
     SAD = "sad"
     SURPRISE = "surprise"
     NEUTRAL = "neutral"
+    CONTEMPT = "contempt"
 
 
 #: FER2013 label order: index i in the Kaggle CSV ``emotion`` column is ``FER2013_LABELS[i]``.
-FER2013_LABELS: tuple[str, ...] = tuple(e.value for e in Expression)
+FER2013_LABELS: tuple[str, ...] = tuple(e.value for e in Expression if e is not Expression.CONTEMPT)
 
 #: FER+ 8-class task label order (FER2013 order plus ``contempt``).
 FERPLUS_LABELS: tuple[str, ...] = FER2013_LABELS + ("contempt",)

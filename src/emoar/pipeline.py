@@ -70,18 +70,24 @@ class PipelineOptions:
 
 
 class StreamState:
-    """Per-stream state: track ids, smoothed probabilities, chosen quotes."""
+    """Per-stream state: track ids, smoothed probabilities, chosen quotes and where each track's
+    overlay elements were placed. Everything that remembers a stream lives here, never on the
+    (shared) :class:`Pipeline`, so two streams served by one pipeline cannot see each other."""
 
-    def __init__(self, tracker: Any, smoother: Any, quotes: Any) -> None:
+    def __init__(self, tracker: Any, smoother: Any, quotes: Any, placement: Any | None = None) -> None:
+        from emoar.overlay import PlacementMemory
+
         self.tracker = tracker
         self.smoother = smoother
         self.quotes = quotes
+        self.placement = placement if placement is not None else PlacementMemory()
 
     def reset(self) -> None:
         """Forget all tracks (e.g. on a scene cut or a new video)."""
         self.tracker.reset()
         self.smoother.reset()
         self.quotes.reset()
+        self.placement.reset()
 
 
 class Pipeline:
@@ -235,10 +241,15 @@ class Pipeline:
         self, frame: npt.NDArray[np.generic], result: FrameResult, *, stream: StreamState | None = None
     ) -> npt.NDArray[np.uint8]:
         """Draw the overlays for ``result`` on a copy of ``frame``."""
+        from emoar.overlay import PlacementMemory
+
         t0 = time.perf_counter()
-        img = self.renderer.render(
-            _as_bgr(frame), result.faces, quotes=stream.quotes if stream is not None else None
-        )
+        if stream is not None:
+            img = self.renderer.render(
+                _as_bgr(frame), result.faces, quotes=stream.quotes, placement=stream.placement
+            )
+        else:  # a single image: no memory of earlier frames
+            img = self.renderer.render(_as_bgr(frame), result.faces, placement=PlacementMemory())
         result.speed_ms["render"] = (time.perf_counter() - t0) * 1e3
         out: npt.NDArray[np.uint8] = img
         return out

@@ -10,6 +10,7 @@ Example::
     annotated = renderer.render(frame_bgr, faces, quotes=QuotePicker(seed=0))
 """
 
+from emoar.overlay.layout import PlacementMemory
 from emoar.overlay.options import OverlayOptions, OverlayStyle
 from emoar.overlay.palette import EXPRESSION_COLORS_BGR, UNCERTAIN_COLOR_BGR
 from emoar.overlay.quotes import Quote, QuotePicker, load_quotes
@@ -21,6 +22,7 @@ __all__ = [
     "OverlayOptions",
     "OverlayRenderer",
     "OverlayStyle",
+    "PlacementMemory",
     "Quote",
     "QuotePicker",
     "SPRITE_NAMES",

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-__all__ = ["Rect", "Placer", "clamp_into", "overlap"]
+__all__ = ["PlacementMemory", "Placer", "Rect", "clamp_into", "overlap"]
 
 Rect = tuple[int, int, int, int]
 """(x1, y1, x2, y2) in pixels of the frame, x2/y2 exclusive."""
@@ -38,6 +38,43 @@ def clamp_into(rect: Rect, width: int, height: int, margin: int = 2) -> Rect:
     return (x1, y1, x1 + w, y1 + h)
 
 
+class PlacementMemory:
+    """Which candidate each track's overlay elements took last frame, for one stream.
+
+    The renderer prefers the remembered spot (hysteresis), so bubbles and bars do not hop
+    between sides from frame to frame. Like a tracker it belongs to one stream (one video, one
+    webcam, one websocket client): :class:`emoar.pipeline.StreamState` holds one.
+
+    Args:
+        max_keys: most (track, element) pairs remembered; past that the memory starts afresh.
+    """
+
+    def __init__(self, max_keys: int = 4096) -> None:
+        self.max_keys = int(max_keys)
+        self.choices: dict[tuple[int, str], int] = {}
+
+    def get(self, track_id: int | None, element: str) -> int | None:
+        """The candidate index that ``element`` of track ``track_id`` took last (None: none)."""
+        return None if track_id is None else self.choices.get((track_id, element))
+
+    def remember(self, track_id: int | None, element: str, choice: int) -> None:
+        """Record where ``element`` of track ``track_id`` went this frame."""
+        if track_id is not None:
+            self.choices[(track_id, element)] = choice
+
+    def trim(self) -> None:
+        """Start afresh when more than ``max_keys`` pairs are remembered (bounded memory)."""
+        if len(self.choices) > self.max_keys:
+            self.choices.clear()
+
+    def reset(self) -> None:
+        """Forget every track."""
+        self.choices.clear()
+
+    def __len__(self) -> int:
+        return len(self.choices)
+
+
 @dataclass
 class Placer:
     """Places rectangles one after another in one frame, avoiding faces and earlier ones.
@@ -47,12 +84,14 @@ class Placer:
         height: frame height in pixels.
         faces: face boxes (all faces of the frame) as integer rects.
         placed: rectangles placed so far (grows with :meth:`place`).
+        memory: the stream's placement memory the caller consults for preferences (or None).
     """
 
     width: int
     height: int
     faces: Sequence[Rect]
     placed: list[Rect]
+    memory: PlacementMemory | None = None
 
     def score(
         self, candidate: Rect, own_face: int | None, own_weight: float, rank: int

@@ -21,7 +21,7 @@ import numpy.typing as npt
 
 from emoar.overlay import compose
 from emoar.overlay.compose import Patch
-from emoar.overlay.layout import Placer, Rect
+from emoar.overlay.layout import PlacementMemory, Placer, Rect
 from emoar.overlay.options import OverlayOptions
 from emoar.overlay.palette import color_for, ink_for
 from emoar.overlay.quotes import QuotePicker
@@ -184,9 +184,11 @@ _BUBBLE_SHADOW_PAD = 2 + math.ceil(2 * 3.0)
 class OverlayRenderer:
     """Draws expression overlays onto frames.
 
-    Create one per stream (it remembers where each track's elements went last frame, so
-    bubbles and bars do not jump between sides); it is cheap to create. Sprites and text are
-    rendered once and cached, so steady video costs a few milliseconds per frame.
+    One renderer can serve many streams: where each track's elements went last frame (so
+    bubbles and bars do not jump between sides) lives in a :class:`PlacementMemory` per stream,
+    passed to :meth:`render` (``StreamState.placement`` in the pipeline). Without one the
+    renderer uses its own, which suits a single stream. Sprites and text are rendered once and
+    cached, so steady video costs a few milliseconds per frame.
 
     Example::
 
@@ -200,11 +202,16 @@ class OverlayRenderer:
 
     def __init__(self, options: OverlayOptions | None = None) -> None:
         self.options = options if options is not None else OverlayOptions()
-        self._choices: dict[tuple[int, str], int] = {}
+        self._memory = PlacementMemory(_MAX_HYSTERESIS_KEYS)
+
+    @property
+    def _choices(self) -> dict[tuple[int, str], int]:
+        """The renderer's own placement choices (used when ``render`` gets no memory)."""
+        return self._memory.choices
 
     def reset(self) -> None:
-        """Forget per-track placement state (call between streams)."""
-        self._choices.clear()
+        """Forget the renderer's own per-track placement state (call between streams)."""
+        self._memory.reset()
 
     # ------------------------------------------------------------------ public
     def render(
@@ -212,6 +219,7 @@ class OverlayRenderer:
         frame_bgr: npt.NDArray[np.uint8],
         faces: Sequence[FaceResult],
         quotes: QuotePicker | None = None,
+        placement: PlacementMemory | None = None,
     ) -> npt.NDArray[np.uint8]:
         """Return a copy of ``frame_bgr`` with one overlay per face; the input is not modified.
 
@@ -219,6 +227,7 @@ class OverlayRenderer:
             frame_bgr: (H, W, 3) uint8 BGR frame.
             faces: faces of this frame, boxes and landmarks in pixels of ``frame_bgr``.
             quotes: picker for the quote bubbles; ``None`` draws no quotes.
+            placement: the stream's placement memory; ``None`` uses the renderer's own.
 
         Returns:
             A new (H, W, 3) uint8 BGR frame.
@@ -238,7 +247,8 @@ class OverlayRenderer:
         if not geoms:
             return out
         height, width = out.shape[:2]
-        placer = Placer(width, height, faces=[g.box for g in geoms], placed=[])
+        memory = placement if placement is not None else self._memory
+        placer = Placer(width, height, faces=[g.box for g in geoms], placed=[], memory=memory)
         opts = self.options
         if opts.show_box and opts.style != "emoji":
             for g in geoms:
@@ -258,8 +268,7 @@ class OverlayRenderer:
                 self._draw_bars(out, g, k, placer)
             if g.tier == "detail" and opts.show_quote and quotes is not None:
                 self._draw_quote(out, g, k, placer, quotes)
-        if len(self._choices) > _MAX_HYSTERESIS_KEYS:
-            self._choices.clear()
+        memory.trim()
         return out
 
     # ------------------------------------------------------------------ geometry
@@ -300,7 +309,7 @@ class OverlayRenderer:
         elements when the frame has no room for them.
         """
         tid = g.result.track_id
-        preferred = self._choices.get((tid, element)) if tid is not None else None
+        preferred = placer.memory.get(tid, element) if placer.memory is not None else None
         placed = placer.place(
             cands,
             own_face=k,
@@ -308,8 +317,8 @@ class OverlayRenderer:
             preferred=preferred,
             max_cost=_OPTIONAL_MAX_COST if optional else None,
         )
-        if placed is not None and tid is not None:
-            self._choices[(tid, element)] = placed[0]
+        if placed is not None and placer.memory is not None:
+            placer.memory.remember(tid, element, placed[0])
         return placed
 
     def _place_required(
