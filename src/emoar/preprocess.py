@@ -9,6 +9,8 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
+from emoar.io.pixels import to_gray as to_gray_pixels
+
 __all__ = ["TTA_MODES", "preprocess", "resolve_tta", "to_gray", "tta_views"]
 
 TTA_MODES = ("none", "flip", "crops")
@@ -16,28 +18,9 @@ CROP_SHIFT = 2  # pixels, at 48x48: the four shifted "crops" of the ten-crop mod
 
 
 def to_gray(image: npt.NDArray[np.generic]) -> npt.NDArray[np.uint8]:
-    """Convert an image of any common layout to 8-bit grayscale.
-
-    Accepts HxW, HxWx1, HxWx3 (BGR) and HxWx4 (BGRA) arrays of dtype uint8, uint16 or float
-    (floats are assumed in [0, 1]). Uses the ITU-R BT.601 luma weights, as OpenCV does.
-    """
-    img = np.asarray(image)
-    if img.dtype == np.uint16:
-        img = (img >> 8).astype(np.uint8)
-    elif img.dtype.kind == "f":
-        img = np.clip(img * 255.0 + 0.5, 0, 255).astype(np.uint8)
-    elif img.dtype != np.uint8:
-        img = np.clip(img, 0, 255).astype(np.uint8)
-    if img.ndim == 2:
-        return img
-    if img.ndim == 3 and img.shape[2] == 1:
-        return np.ascontiguousarray(img[:, :, 0])
-    if img.ndim == 3 and img.shape[2] in (3, 4):
-        b = img[:, :, 0].astype(np.float32)
-        g = img[:, :, 1].astype(np.float32)
-        r = img[:, :, 2].astype(np.float32)
-        return np.clip(0.114 * b + 0.587 * g + 0.299 * r + 0.5, 0, 255).astype(np.uint8)
-    raise ValueError(f"Unsupported image shape {img.shape}; expected HxW, HxWx1, HxWx3 or HxWx4")
+    """Convert an image of any common layout to 8-bit grayscale (:func:`emoar.io.pixels.to_gray`:
+    BT.601 luma, alpha ignored, 16-bit and float scaled to 8 bits)."""
+    return to_gray_pixels(image)
 
 
 def preprocess(crops: npt.NDArray[np.uint8], mean: float, std: float) -> npt.NDArray[np.float32]:

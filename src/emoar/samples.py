@@ -22,6 +22,7 @@ import numpy as np
 import numpy.typing as npt
 
 from emoar.io import VideoSink, decode_image
+from emoar.io.pixels import to_bgr
 
 __all__ = [
     "SAMPLE_IMAGES",
@@ -124,12 +125,8 @@ def _as_bgr(image: npt.NDArray[np.generic], index: int) -> npt.NDArray[np.uint8]
     img = np.asarray(image)
     if img.dtype != np.uint8 or img.size == 0:
         raise ValueError(f"images[{index}] must be a non-empty uint8 BGR array, got {img.dtype} {img.shape}")
-    if img.ndim == 2:
-        return np.asarray(cv2.cvtColor(img, cv2.COLOR_GRAY2BGR), dtype=np.uint8)
-    if img.ndim == 3 and img.shape[2] == 4:
-        return np.ascontiguousarray(img[:, :, :3])
-    if img.ndim == 3 and img.shape[2] == 3:
-        return np.asarray(img, dtype=np.uint8)
+    if img.ndim == 2 or (img.ndim == 3 and img.shape[2] in (3, 4)):
+        return to_bgr(img, "drop")
     raise ValueError(f"images[{index}] must be (H, W, 3) BGR, got shape {img.shape}")
 
 

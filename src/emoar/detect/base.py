@@ -22,6 +22,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from emoar.io.pixels import to_bgr
 from emoar.types import Detection
 
 __all__ = [
@@ -186,44 +187,25 @@ class RawDetections:
 
 
 def as_bgr_uint8(image: npt.NDArray[np.generic]) -> npt.NDArray[np.uint8]:
-    """Convert an image of any common layout to a contiguous ``HxWx3`` BGR uint8 array.
+    """Convert an image of any common layout to a contiguous ``HxWx3`` BGR uint8 array
+    (:func:`emoar.io.pixels.to_bgr` with alpha dropped, as for every live frame).
 
     Args:
         image: ``HxW`` / ``HxWx1`` (gray), ``HxWx3`` (BGR) or ``HxWx4`` (BGRA) array of dtype
-            uint8, uint16 (top 8 bits kept), bool, other integers (clipped to [0, 255]) or float
-            (assumed in [0, 1], as :func:`emoar.preprocess.to_gray` does).
+            uint8, uint16, bool, other integers (clipped to [0, 255]) or float (in [0, 1]).
 
     Returns:
-        ``HxWx3`` uint8 BGR (a view of ``image`` when it already is one and is contiguous).
+        ``HxWx3`` uint8 BGR (``image`` itself when it already is one and is contiguous).
 
     Raises:
         ValueError: ``image`` is empty (a zero-size dimension) or has an unsupported shape.
     """
     img = np.asarray(image)
-    if img.ndim not in (2, 3) or (img.ndim == 3 and img.shape[2] not in (1, 3, 4)):
+    if img.ndim == 3 and img.shape[2] == 2:
         raise ValueError(
             f"Unsupported image shape {img.shape}; expected HxW (gray), HxWx1, HxWx3 (BGR) or HxWx4 (BGRA)"
         )
-    if img.size == 0:
-        raise ValueError(f"Empty image (shape {img.shape}); expected an image with width and height > 0")
-    if img.dtype == np.uint8:
-        pass
-    elif img.dtype == np.uint16:
-        img = (img >> 8).astype(np.uint8)
-    elif img.dtype == np.bool_:
-        img = img.astype(np.uint8) * np.uint8(255)
-    elif img.dtype.kind == "f":
-        img = np.clip(np.nan_to_num(img, nan=0.0) * 255.0 + 0.5, 0, 255).astype(np.uint8)
-    elif img.dtype.kind in "iu":
-        img = np.clip(img, 0, 255).astype(np.uint8)
-    else:
-        raise ValueError(f"Unsupported image dtype {img.dtype}; expected uint8, uint16 or float")
-    u8: npt.NDArray[np.uint8] = np.ascontiguousarray(img, dtype=np.uint8)
-    if u8.ndim == 2 or u8.shape[2] == 1:
-        return cast(npt.NDArray[np.uint8], cv2.cvtColor(u8.reshape(u8.shape[:2]), cv2.COLOR_GRAY2BGR))
-    if u8.shape[2] == 4:
-        return cast(npt.NDArray[np.uint8], cv2.cvtColor(u8, cv2.COLOR_BGRA2BGR))
-    return u8
+    return to_bgr(img, "drop")
 
 
 class BaseDetector:

@@ -1,8 +1,9 @@
 """Reading still images into the one layout the pipeline uses: BGR, uint8, HxWx3.
 
 Every reader goes through :func:`decode_image`, so files on disk and web uploads behave the
-same: grayscale is expanded to BGR, alpha is composited on white (or dropped), 16-bit and
-float images are scaled to 8 bits, and the EXIF orientation tag is applied for every format
+same: pixels are converted by :mod:`emoar.io.pixels` (grayscale expanded to BGR, alpha
+composited on white or dropped, 16-bit and float scaled to 8 bits), and the EXIF orientation
+tag is applied for every format
 (as ``cv2.imread(path, cv2.IMREAD_COLOR)`` does), so a phone photo is upright.
 """
 
@@ -14,7 +15,6 @@ import os
 import warnings
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Literal
 
 import cv2
 import numpy as np
@@ -22,6 +22,7 @@ import numpy.typing as npt
 
 from emoar.io.errors import ImageMemoryError, ImageReadError, ImageTooLargeError, UnsupportedImageError
 from emoar.io.formats import DECODABLE_IMAGE_FORMATS, HeaderError, ImageHeader, probe_image, sniff
+from emoar.io.pixels import AlphaMode, to_bgr
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -37,8 +38,6 @@ logger = logging.getLogger(__name__)
 IMAGE_EXTENSIONS: frozenset[str] = frozenset(
     {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".pgm", ".ppm", ".pnm"}
 )
-
-AlphaMode = Literal["composite", "drop"]
 
 
 def _undecodable_reason(buf: bytes) -> str:
@@ -116,47 +115,6 @@ def _decode_with_pillow(buf: bytes) -> npt.NDArray[np.uint8] | None:
         return None
     code = cv2.COLOR_RGBA2BGRA if rgb.shape[2] == 4 else cv2.COLOR_RGB2BGR
     return np.asarray(cv2.cvtColor(rgb, code), dtype=np.uint8)
-
-
-def _to_uint8(img: npt.NDArray[np.generic]) -> npt.NDArray[np.uint8]:
-    if img.dtype == np.uint8:
-        return np.asarray(img, dtype=np.uint8)
-    if img.dtype == np.uint16:
-        # 65535 -> 255 with rounding (x / 257), not a truncating shift.
-        return np.asarray(cv2.convertScaleAbs(np.asarray(img, np.uint16), alpha=1.0 / 257.0), np.uint8)
-    if img.dtype.kind == "f":
-        finite = np.nan_to_num(img.astype(np.float32), nan=0.0, posinf=1.0, neginf=0.0)
-        return np.clip(finite * 255.0 + 0.5, 0, 255).astype(np.uint8)
-    if img.dtype == np.int8:
-        return (img.astype(np.int16) + 128).astype(np.uint8)
-    return np.clip(img, 0, 255).astype(np.uint8)
-
-
-# Rows per strip when compositing alpha in float32 (bounds the temporary memory).
-_STRIP_ROWS = 256
-
-
-def _to_bgr(img: npt.NDArray[np.uint8], alpha: AlphaMode) -> npt.NDArray[np.uint8]:
-    if img.ndim == 2:
-        return np.asarray(cv2.cvtColor(img, cv2.COLOR_GRAY2BGR), dtype=np.uint8)
-    channels = img.shape[2]
-    if channels == 1:
-        return np.asarray(cv2.cvtColor(img[:, :, 0], cv2.COLOR_GRAY2BGR), dtype=np.uint8)
-    if channels == 3:
-        return img
-    if channels == 2:  # gray + alpha
-        out = np.asarray(cv2.cvtColor(np.ascontiguousarray(img[:, :, 0]), cv2.COLOR_GRAY2BGR), np.uint8)
-    else:
-        out = np.ascontiguousarray(img[:, :, :3])
-    if alpha == "drop":
-        return out
-    a = img[:, :, -1]
-    # Composite on white, strip by strip, so the float32 temporaries stay a few MB.
-    for y in range(0, out.shape[0], _STRIP_ROWS):
-        w = a[y : y + _STRIP_ROWS].astype(np.float32)[:, :, None] * np.float32(1.0 / 255.0)
-        c = out[y : y + _STRIP_ROWS].astype(np.float32)
-        out[y : y + _STRIP_ROWS] = np.clip(c * w + 255.0 * (1.0 - w) + 0.5, 0, 255).astype(np.uint8)
-    return out
 
 
 def _check_header(buf: bytes, name: str, max_pixels: int | None, max_decode_bytes: int | None) -> ImageHeader:
@@ -238,7 +196,7 @@ def decode_image(
         raise ImageReadError(name, f"decoded to an empty image (shape {img.shape})")
     if max_pixels is not None and img.shape[0] * img.shape[1] > max_pixels:
         raise ImageTooLargeError(name, img.shape[1], img.shape[0], max_pixels)
-    bgr = _to_bgr(_to_uint8(img), alpha)
+    bgr = to_bgr(img, alpha)
     del img
     return np.asarray(_apply_orientation(bgr, orientation), dtype=np.uint8)
 

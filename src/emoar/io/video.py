@@ -23,6 +23,7 @@ import numpy as np
 import numpy.typing as npt
 
 from emoar.io.errors import VideoOpenError, VideoWriteError
+from emoar.io.pixels import to_bgr
 
 __all__ = ["VideoSource", "VideoSink"]
 
@@ -169,8 +170,8 @@ class VideoSource:
                 timestamp_ms = (now - self._t0) * 1000.0
             else:
                 timestamp_ms = index * 1000.0 / self.fps
-            if frame.ndim == 2:
-                frame = np.asarray(cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR), dtype=np.uint8)
+            if frame.ndim != 3 or frame.shape[2] != 3:
+                frame = to_bgr(frame, "drop")
             yield index, timestamp_ms, frame
             index += 1
             ok, nxt = self._cap.read() if self._cap is not None else (False, None)
@@ -279,7 +280,7 @@ class VideoSink:
         if frame.dtype != np.uint8:
             raise VideoWriteError(f"Cannot write to '{self.path}': frames must be uint8, got {frame.dtype}")
         if frame.ndim == 2:
-            frame = np.asarray(cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR), dtype=np.uint8)
+            frame = to_bgr(frame)
         if frame.ndim != 3 or frame.shape[2] != 3:
             raise VideoWriteError(
                 f"Cannot write to '{self.path}': frames must be (H, W, 3) BGR, got {frame.shape}"
