@@ -69,7 +69,7 @@ def main() -> None:
     from importlib import resources
 
     from emoar.classify import read_model_info
-    from emoar.evaluate import labels_in_model_order, predict_probs, task_for_labels
+    from emoar.train.evaluate import labels_in_model_order, predict_probs, task_for_labels
     from emoar.metrics import classification_report
     from emoar.models import list_models
     from emoar.train.data import load_dataset
@@ -93,7 +93,7 @@ def main() -> None:
                 [
                     m.name + ("" if tta == "none" else f" +{tta} TTA"),
                     f"{shown[task]} ({len(test)})",
-                    info.metadata.get("emoar.arch", "?"),
+                    info.meta.arch or "?",
                     f"{m.path.stat().st_size / 1e6:.2f}",
                     f"{rep['accuracy']:.4f}",
                     f"{rep['macro_f1']:.4f}",

@@ -117,7 +117,7 @@ def main() -> None:
             ]
         )
     if a.checkpoint:
-        from emoar.evaluate import predict_probs
+        from emoar.train.evaluate import predict_probs
         from emoar.metrics import classification_report
         from emoar.train.data import load_fer2013_csv
         from emoar.train.loop import load_checkpoint

@@ -189,10 +189,10 @@ def main() -> None:
         )
 
     test = load_fer2013_csv(FER_CSV)["PrivateTest"]
-    labels = json.loads(dep.metadata["emoar.labels"])
+    labels = list(dep.meta.labels)
     x = preprocess(test.images, dep.mean, dep.std)
     runners: dict[str, Runner] = {"pytorch fp32": torch_runner(dep.module)}
-    quantiles: dict[str, list[float]] = {"pytorch fp32": json.loads(dep.metadata["emoar.ood_quantiles"])}
+    quantiles: dict[str, list[float]] = {"pytorch fp32": list(dep.meta.ood_quantiles)}
     for name, path in files.items():
         if path.suffix == ".onnx":
             import onnx
@@ -228,7 +228,7 @@ def main() -> None:
                 "export_s": build_s.get(name),
             }
         )
-    print(f"# Export formats: {Path(args.checkpoint).name} ({dep.metadata['emoar.arch']})\n")
+    print(f"# Export formats: {Path(args.checkpoint).name} ({dep.meta.arch})\n")
     print(f"Machine: {machine()}. FER2013 PrivateTest, {len(test)} faces. Files in {out}.")
     print(f"OOD fit + PyTorch load: {fit_s:.1f} s (shared by every format).\n")
     headers = [

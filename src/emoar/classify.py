@@ -7,7 +7,7 @@ same :func:`emoar.preprocess.preprocess` that training used.
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import logging
 import os
 from dataclasses import dataclass
@@ -17,17 +17,12 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from emoar.modelmeta import ModelMeta, ModelMetadataError
 from emoar.preprocess import preprocess, resolve_tta, tta_views
 
 __all__ = ["ClassifierOutput", "ExpressionClassifier", "ModelMetadataError", "ModelInfo", "read_model_info"]
 
 logger = logging.getLogger(__name__)
-
-_REQUIRED = ("emoar.labels", "emoar.input_size", "emoar.mean", "emoar.std")
-
-
-class ModelMetadataError(ValueError):
-    """The model file is missing, unreadable, or lacks the metadata emoar needs."""
 
 
 @dataclass(frozen=True)
@@ -46,7 +41,8 @@ class ModelInfo:
             exported before the face / non-face discriminator existed).
         ood_threshold: score in [0, 1] above which a face is ``uncertain``.
         metrics: measured metrics stored at export time.
-        metadata: every ``metadata_props`` entry.
+        metadata: every ``metadata_props`` entry, as stored.
+        meta: the same, typed (:class:`emoar.modelmeta.ModelMeta`).
     """
 
     path: Path
@@ -59,41 +55,25 @@ class ModelInfo:
     ood_threshold: float
     metrics: dict[str, Any]
     metadata: dict[str, str]
+    meta: ModelMeta
     ood_output: str = "rmd"
 
 
-def _parse_info(path: Path, meta: dict[str, str]) -> ModelInfo:
-    missing = [k for k in _REQUIRED if k not in meta]
-    if missing:
-        raise ModelMetadataError(
-            f"{path}: model metadata is missing {', '.join(missing)}; export it with "
-            f"'emoar export' so labels and preprocessing travel inside the file"
-        )
-    try:
-        labels = tuple(json.loads(meta["emoar.labels"]))
-        h, w = (int(v) for v in json.loads(meta["emoar.input_size"]))
-        mean, std = float(meta["emoar.mean"]), float(meta["emoar.std"])
-        quant = tuple(float(q) for q in json.loads(meta.get("emoar.ood_quantiles", "[]")))
-        thr = float(meta.get("emoar.ood_threshold", "0.95"))
-        metrics = json.loads(meta.get("emoar.metrics", "{}")) or {}
-    except (ValueError, TypeError) as e:
-        raise ModelMetadataError(f"{path}: corrupt emoar metadata ({e})") from e
-    if not labels or not all(isinstance(x, str) for x in labels):
-        raise ModelMetadataError(f"{path}: metadata 'emoar.labels' must be a non-empty list of names")
-    if std <= 0 or h <= 0 or w <= 0:
-        raise ModelMetadataError(f"{path}: invalid input size or std in metadata")
+def _parse_info(path: Path, props: dict[str, str]) -> ModelInfo:
+    meta = ModelMeta.from_props(props, source=str(path), default_name=path.stem)
     return ModelInfo(
         path,
-        meta.get("emoar.name", path.stem),
-        labels,
-        (h, w),
-        mean,
-        std,
-        quant,
-        thr,
-        metrics,
-        dict(meta),
-        meta.get("emoar.ood_output", "rmd"),
+        meta.name,
+        meta.labels,
+        meta.input_size,
+        float(meta.mean),
+        float(meta.std),
+        meta.ood_quantiles,
+        float(meta.ood_threshold),
+        dict(meta.metrics),
+        dict(props),
+        meta,
+        meta.ood_output,
     )
 
 
@@ -214,7 +194,10 @@ class ExpressionClassifier:
         if ood_threshold is not None:
             if not 0.0 <= ood_threshold <= 1.0:
                 raise ValueError(f"ood_threshold must be in [0, 1], got {ood_threshold}")
-            self.info = ModelInfo(**{**self.info.__dict__, "ood_threshold": float(ood_threshold)})
+            thr = float(ood_threshold)
+            self.info = dataclasses.replace(
+                self.info, ood_threshold=thr, meta=self.info.meta.replace(ood_threshold=thr)
+            )
         outs = [o.name for o in self._session.get_outputs()]
         _check_outputs(p, self.info, outs)
         # _check_outputs made sure the OOD output exists whenever there are quantiles to score it

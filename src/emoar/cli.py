@@ -176,18 +176,7 @@ def cmd_video(args: argparse.Namespace) -> int:
                     if f.track_id is not None:
                         tracks.setdefault(f.track_id, []).append((ts / 1000.0, [f.probs[n] for n in labels]))
                 if json_f:
-                    json_f.write(
-                        json.dumps(
-                            {
-                                "frame": idx,
-                                "timestamp_ms": round(ts, 1),
-                                "width": res.width,
-                                "height": res.height,
-                                "faces": [f.to_dict() for f in res.faces],
-                            }
-                        )
-                        + "\n"
-                    )
+                    json_f.write(json.dumps(res.frame_dict()) + "\n")
                 bar.update(1)
         finally:
             bar.close()
@@ -338,8 +327,8 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from emoar.evaluate import evaluate
     from emoar.train.data import DatasetError
+    from emoar.train.evaluate import evaluate
 
     try:
         rep = evaluate(

@@ -112,11 +112,6 @@ class ProbabilitySmoother:
         self._num_classes: int | None = None
         self._last_labels = np.zeros(0, dtype=np.int64)
 
-    @classmethod
-    def create_from_options(cls, options: SmootherOptions) -> ProbabilitySmoother:
-        """Create a smoother from options (MediaPipe-style factory)."""
-        return cls(options)
-
     @property
     def track_ids(self) -> list[int]:
         """Ids of the tracks that currently have state."""

@@ -162,11 +162,6 @@ class IouTracker:
         self._next_id = 1
         self._frame_index = -1
 
-    @classmethod
-    def create_from_options(cls, options: TrackerOptions) -> IouTracker:
-        """Create a tracker from options (MediaPipe-style factory)."""
-        return cls(options)
-
     @property
     def active_ids(self) -> list[int]:
         """Ids of confirmed tracks currently kept (matched or lost for at most ``max_age``)."""

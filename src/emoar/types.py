@@ -82,9 +82,14 @@ class FaceResult:
     track_id: int | None = None
     landmarks_xy: npt.NDArray[np.float32] | None = field(default=None, compare=False, repr=False)
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict in the DESIGN.md shape (boxes rounded to 0.1 px)."""
-        return {
+    def to_dict(self, *, landmarks: bool = False) -> dict[str, Any]:
+        """JSON-ready dict in the DESIGN.md shape (boxes rounded to 0.1 px).
+
+        Args:
+            landmarks: add ``"landmarks_xy"`` (five ``[x, y]`` points rounded to 0.1 px, or
+                None), as the live stream sends for anchoring overlays.
+        """
+        out: dict[str, Any] = {
             "box_xyxy": [round(float(v), 1) for v in self.box_xyxy],
             "score": round(float(self.score), 4),
             "expression": self.expression,
@@ -93,6 +98,12 @@ class FaceResult:
             "uncertain": bool(self.uncertain),
             "track_id": self.track_id,
         }
+        if landmarks:
+            lm = self.landmarks_xy
+            out["landmarks_xy"] = (
+                None if lm is None else [[round(float(x), 1), round(float(y), 1)] for x, y in lm]
+            )
+        return out
 
 
 @dataclass(frozen=True)
@@ -133,10 +144,23 @@ class FrameResult:
             for f in self.faces
         ]
 
-    def to_dict(self) -> dict[str, Any]:
-        """The ``emoar analyze --json`` object of DESIGN.md."""
+    def to_dict(self, *, landmarks: bool = False) -> dict[str, Any]:
+        """The ``emoar analyze --json`` object of DESIGN.md (``landmarks``: see
+        :meth:`FaceResult.to_dict`)."""
         return {
             "image": self.image,
+            "width": int(self.width),
+            "height": int(self.height),
+            "faces": [f.to_dict(landmarks=landmarks) for f in self.faces],
+        }
+
+    def frame_dict(self) -> dict[str, Any]:
+        """One frame of a clip: a line of ``emoar video --json`` and an entry of
+        ``POST /v1/analyze/video``'s ``frames`` (``frame``, ``timestamp_ms``, ``width``,
+        ``height``, ``faces``)."""
+        return {
+            "frame": int(self.frame_index),
+            "timestamp_ms": round(float(self.timestamp_ms), 1),
             "width": int(self.width),
             "height": int(self.height),
             "faces": [f.to_dict() for f in self.faces],

@@ -22,6 +22,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from emoar.detect.backends import list_detectors
 from emoar.io.pixels import to_bgr
 from emoar.types import Detection
 
@@ -136,8 +137,6 @@ class DetectorOptions:
     num_threads: int = 1
 
     def __post_init__(self) -> None:
-        from emoar.detect.registry import list_detectors
-
         name = str(self.name).strip().lower()
         if name not in list_detectors():
             raise ValueError(f"Unknown detector {self.name!r}; available: {', '.join(list_detectors())}")

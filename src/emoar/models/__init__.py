@@ -18,7 +18,23 @@ __all__ = ["ShippedModel", "list_models", "resolve_model", "default_model_name",
 
 
 class UnknownModelError(ValueError):
-    """A model name that is neither shipped nor an existing file."""
+    """A model name that is neither shipped nor an existing file.
+
+    Attributes:
+        name: the name asked for (None when the error is about a file).
+        available: the names that would have worked (empty when not applicable).
+    """
+
+    def __init__(self, message: str, *, name: str | None = None, available: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.name = name
+        self.available = tuple(available)
+
+    @classmethod
+    def unknown(cls, name: str, available: tuple[str, ...] | list[str], hint: str = "") -> UnknownModelError:
+        """The one "unknown model" error: names the model and lists the available ones."""
+        avail = tuple(available)
+        return cls(f"Unknown model {name!r}; available: {', '.join(avail)}{hint}", name=name, available=avail)
 
 
 @dataclass(frozen=True)
@@ -103,5 +119,6 @@ def resolve_model(name_or_path: str | None = None, *, verify: bool = True) -> Pa
             return m.path
     if p.is_file():
         return p
-    avail = ", ".join(m.name for m in list_models())
-    raise UnknownModelError(f"Unknown model {name!r}; available: {avail} (or pass a path to an .onnx file)")
+    raise UnknownModelError.unknown(
+        name, [m.name for m in list_models()], " (or pass a path to an .onnx file)"
+    )

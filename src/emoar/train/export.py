@@ -47,6 +47,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from emoar.modelmeta import FORMAT_VERSION, ModelMeta
 from emoar.train.loop import load_checkpoint, predict_logits
 from emoar.train.nets import FerNet
 
@@ -56,8 +57,6 @@ __all__ = [
     "Deployable",
     "NonFaceHead",
     "OodStats",
-    "export_onnx",
-    "export_tflite",
     "fit_nonface",
     "fit_ood",
     "ood_quantiles",
@@ -71,7 +70,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-FORMAT_VERSION = "1"
 #: ``ood_score`` is the fraction of held-out real faces with a smaller distance; faces above
 #: this score are reported ``uncertain`` (so about 5% of real faces are flagged by design).
 DEFAULT_OOD_THRESHOLD = 0.95
@@ -284,7 +282,7 @@ class Deployable:
     Attributes:
         module: eval-mode module mapping (N, 1, H, W) normalised input to ``probs``, ``rmd``,
             ``ood``, ``features``.
-        metadata: the ``emoar.*`` key/value metadata stored with the model.
+        meta: the metadata stored with the model (``meta.to_props()`` are the key/value pairs).
         input_size: (height, width) in pixels.
         mean: pixel mean in [0, 1] units.
         std: pixel std in [0, 1] units.
@@ -293,12 +291,17 @@ class Deployable:
     """
 
     module: nn.Module
-    metadata: dict[str, str]
+    meta: ModelMeta
     input_size: tuple[int, int]
     mean: float
     std: float
     ood: OodStats
     nonface: NonFaceHead | None = None
+
+    @property
+    def metadata(self) -> dict[str, str]:
+        """The key/value pairs written into the model file (``meta.to_props()``)."""
+        return self.meta.to_props()
 
 
 def prepare_export(
@@ -356,28 +359,26 @@ def prepare_export(
     else:
         quantiles = ood_quantiles(ood.rmd(cfeats))
     h, w = (int(v) for v in meta["input_size"])
-    props = {
-        "emoar.format_version": FORMAT_VERSION,
-        "emoar.name": name or Path(checkpoint).stem,
-        "emoar.arch": meta["arch"],
-        "emoar.labels": json.dumps(labels),
-        "emoar.input_size": json.dumps([h, w]),
-        "emoar.color": "gray",
-        "emoar.mean": repr(float(meta["mean"])),
-        "emoar.std": repr(float(meta["std"])),
-        "emoar.ood_method": (
-            "relative_mahalanobis+outlier_exposure" if nonface is not None else "relative_mahalanobis"
-        ),
-        "emoar.ood_output": "ood",
-        "emoar.ood_negatives": json.dumps(neg_counts),
-        "emoar.ood_quantiles": json.dumps(quantiles),
-        "emoar.ood_threshold": repr(float(ood_threshold)),
-        "emoar.train_source": str(meta.get("train_source", "")),
-        "emoar.metrics": json.dumps(metrics or {"val_acc": meta.get("val_acc")}),
-    }
+    model_meta = ModelMeta(
+        name=name or Path(checkpoint).stem,
+        labels=tuple(labels),
+        input_size=(h, w),
+        mean=float(meta["mean"]),
+        std=float(meta["std"]),
+        arch=meta["arch"],
+        color="gray",
+        ood_method="relative_mahalanobis+outlier_exposure" if nonface is not None else "relative_mahalanobis",
+        ood_output="ood",
+        ood_negatives=neg_counts,
+        ood_quantiles=tuple(quantiles),
+        ood_threshold=float(ood_threshold),
+        train_source=str(meta.get("train_source", "")),
+        metrics=metrics or {"val_acc": meta.get("val_acc")},
+        format_version=FORMAT_VERSION,
+    )
     return Deployable(
         _Deployed(model, ood, nonface).eval(),
-        props,
+        model_meta,
         (h, w),
         float(meta["mean"]),
         float(meta["std"]),
@@ -491,12 +492,12 @@ def save_onnx(
         tmp_path = Path(tmp) / "model.onnx"
         prog.save(str(tmp_path), external_data=False)
         m = onnx.load(str(tmp_path))
-    meta = dict(dep.metadata)
+    meta = dep.meta
     if weights == "fp16":
         n = store_weights_fp16(m)
-        meta["emoar.weight_storage"] = f"fp16 ({n} backbone tensors; computed in float32)"
+        meta = meta.with_extra(weight_storage=f"fp16 ({n} backbone tensors; computed in float32)")
     del m.metadata_props[:]
-    for k, v in meta.items():
+    for k, v in meta.to_props().items():
         p = m.metadata_props.add()
         p.key, p.value = k, v
     m.producer_name = "emoar"
@@ -504,53 +505,6 @@ def save_onnx(
     onnx.save(m, str(outp))
     logger.info("Exported %s (%.1f KB)", outp, outp.stat().st_size / 1024)
     return outp
-
-
-def export_onnx(
-    checkpoint: str | os.PathLike[str],
-    out: str | os.PathLike[str],
-    *,
-    train_images: np.ndarray,
-    train_labels: np.ndarray,
-    calib_images: np.ndarray,
-    metrics: dict[str, Any] | None = None,
-    name: str | None = None,
-    ood_threshold: float = DEFAULT_OOD_THRESHOLD,
-    opset: int = 18,
-    negatives: dict[str, np.ndarray] | None = None,
-    extra_faces: np.ndarray | None = None,
-    weights: str = "fp32",
-) -> Path:
-    """Export ``checkpoint`` to ``out`` (.onnx) with metadata and fitted OOD statistics.
-
-    Args:
-        checkpoint: a ``best.pt``/``last.pt`` written by ``emoar train``.
-        out: output path of the .onnx file.
-        train_images: (N, H, W) uint8 training faces to fit the OOD Gaussians on.
-        train_labels: (N,) their labels.
-        calib_images: (M, H, W) uint8 held-out real faces (PublicTest) that calibrate the
-            distance -> score mapping (never the test split).
-        metrics: measured metrics to store (e.g. PublicTest accuracy).
-        name: model name stored in the metadata (default: ``out``'s stem).
-        ood_threshold: score above which a face is reported uncertain.
-        opset: ONNX opset.
-        negatives: non-face patches for the face / non-face discriminator (see
-            :func:`prepare_export`).
-        extra_faces: more faces for the discriminator's face side.
-        weights: ``fp32`` or ``fp16`` weight storage (see :func:`save_onnx`).
-    """
-    dep = prepare_export(
-        checkpoint,
-        train_images=train_images,
-        train_labels=train_labels,
-        calib_images=calib_images,
-        metrics=metrics,
-        name=name or Path(out).stem,
-        ood_threshold=ood_threshold,
-        negatives=negatives,
-        extra_faces=extra_faces,
-    )
-    return save_onnx(dep, out, opset=opset, weights=weights)
 
 
 def save_tflite(dep: Deployable, out: str | os.PathLike[str]) -> Path:
@@ -585,8 +539,8 @@ def save_tflite(dep: Deployable, out: str | os.PathLike[str]) -> Path:
             dynamic_shapes={"input": {0: batch}},
         )
         flatbuffer = bytes(edge.model_content())
-    meta = {**dep.metadata, "emoar.tflite_converter": f"litert-torch {litert_torch.__version__}"}
-    write_tflite_metadata(flatbuffer, outp, meta)
+    meta = dep.meta.with_extra(tflite_converter=f"litert-torch {litert_torch.__version__}")
+    write_tflite_metadata(flatbuffer, outp, meta.to_props())
     logger.info("Exported %s (%.1f KB)", outp, outp.stat().st_size / 1024)
     return outp
 
@@ -667,35 +621,3 @@ def read_tflite_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
     raise ValueError(
         f"{p}: no '{TFLITE_METADATA_NAME}' metadata; export it with 'emoar export --format tflite'"
     )
-
-
-def export_tflite(
-    checkpoint: str | os.PathLike[str],
-    out: str | os.PathLike[str],
-    *,
-    train_images: np.ndarray,
-    train_labels: np.ndarray,
-    calib_images: np.ndarray,
-    metrics: dict[str, Any] | None = None,
-    name: str | None = None,
-    ood_threshold: float = DEFAULT_OOD_THRESHOLD,
-    negatives: dict[str, np.ndarray] | None = None,
-    extra_faces: np.ndarray | None = None,
-) -> Path:
-    """Export ``checkpoint`` to ``out`` (.tflite); arguments as :func:`export_onnx`.
-
-    Raises:
-        ImportError: ``litert-torch`` is not installed (``pip install 'emoar[tflite]'``).
-    """
-    dep = prepare_export(
-        checkpoint,
-        train_images=train_images,
-        train_labels=train_labels,
-        calib_images=calib_images,
-        metrics=metrics,
-        name=name or Path(out).stem,
-        ood_threshold=ood_threshold,
-        negatives=negatives,
-        extra_faces=extra_faces,
-    )
-    return save_tflite(dep, out)

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from emoar.modelmeta import ModelMeta
 from emoar.train.data import load_dataset
 from emoar.train.negatives import low_resolution_faces, non_face_patches
 
@@ -154,22 +155,24 @@ def quantize_int8(
             nodes_to_exclude=keep_float,
         )
     q = onnx.load(str(outp))
-    meta = {p.key: p.value for p in m.metadata_props}
-    meta["emoar.quantization"] = json.dumps(
-        {
-            "scheme": "int8 static post-training quantization (onnxruntime QDQ)",
-            "weights": "int8, symmetric, per output channel",
-            "activations": "uint8, asymmetric, per tensor",
-            "calibration": f"MinMax on {len(calib)} training faces",
-            "float32": "after the backbone: pooling, classifier, softmax, OOD head (Mahalanobis)",
-            "tool": f"onnxruntime {onnxruntime.__version__}",
-        }
+    meta = ModelMeta.from_props({p.key: p.value for p in m.metadata_props}, source=str(fp32_path))
+    meta = meta.with_extra(
+        quantization=json.dumps(
+            {
+                "scheme": "int8 static post-training quantization (onnxruntime QDQ)",
+                "weights": "int8, symmetric, per output channel",
+                "activations": "uint8, asymmetric, per tensor",
+                "calibration": f"MinMax on {len(calib)} training faces",
+                "float32": "after the backbone: pooling, classifier, softmax, OOD head (Mahalanobis)",
+                "tool": f"onnxruntime {onnxruntime.__version__}",
+            }
+        )
     )
     if ood_calib_images is not None and len(ood_calib_images):
-        ood_out = meta.get("emoar.ood_output", "rmd")
-        meta["emoar.ood_quantiles"] = json.dumps(_ood_quantiles(q, ood_out, ood_calib_images, mean, std))
+        quantiles = _ood_quantiles(q, meta.ood_output, ood_calib_images, mean, std)
+        meta = meta.replace(ood_quantiles=tuple(quantiles))
     del q.metadata_props[:]
-    for k, v in meta.items():
+    for k, v in meta.to_props().items():
         p = q.metadata_props.add()
         p.key, p.value = k, v
     q.producer_name = "emoar"

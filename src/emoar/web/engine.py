@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from emoar.modelmeta import ModelMeta
 from emoar.pipeline import Pipeline, PipelineOptions, StreamState
 from emoar.types import FrameResult
 from emoar.web.settings import Settings
@@ -74,13 +75,8 @@ class ServedModel:
         description: one line for humans.
         metrics: measured figures from the registry (or the file's own metadata).
         sha256: checksum from the registry (None for files given by path).
-        labels: class names in output order.
-        input_size: (height, width) of the classifier input in pixels.
-        mean: pixel mean in [0, 1] units (input = (gray / 255 - mean) / std).
-        std: pixel std in [0, 1] units.
-        ood_output: the graph output the OOD quantiles describe (``ood``; ``rmd`` in older files).
-        ood_quantiles: 101 quantiles of that output on real faces (score = np.interp).
-        ood_threshold: OOD score in [0, 1] above which a face is ``uncertain``.
+        meta: the file's own metadata (labels, input size, mean/std, OOD calibration): what a
+            browser needs to run the model itself.
     """
 
     name: str
@@ -89,13 +85,12 @@ class ServedModel:
     description: str
     metrics: dict[str, Any]
     sha256: str | None
-    labels: tuple[str, ...]
-    input_size: tuple[int, int]
-    mean: float
-    std: float
-    ood_quantiles: tuple[float, ...]
-    ood_threshold: float
-    ood_output: str = "rmd"
+    meta: ModelMeta
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """Class names in output order."""
+        return self.meta.labels
 
     def to_dict(self, *, default: bool = False) -> dict[str, Any]:
         """JSON entry of ``GET /v1/models``."""
@@ -107,13 +102,13 @@ class ServedModel:
             "metrics": self.metrics,
             "sha256": self.sha256,
             "size_bytes": self.path.stat().st_size if self.path.is_file() else None,
-            "labels": list(self.labels),
-            "input_size": list(self.input_size),
-            "mean": self.mean,
-            "std": self.std,
-            "ood_output": self.ood_output,
-            "ood_quantiles": list(self.ood_quantiles),
-            "ood_threshold": self.ood_threshold,
+            "labels": list(self.meta.labels),
+            "input_size": list(self.meta.input_size),
+            "mean": float(self.meta.mean),
+            "std": float(self.meta.std),
+            "ood_output": self.meta.ood_output,
+            "ood_quantiles": list(self.meta.ood_quantiles),
+            "ood_threshold": float(self.meta.ood_threshold),
             "onnx_url": f"/v1/models/{self.name}/onnx",
         }
 
@@ -264,13 +259,7 @@ class Engine:
             description=(shipped.description if shipped is not None else f"model file {Path(path).name}"),
             metrics=dict(shipped.metrics) if shipped is not None and shipped.metrics else dict(info.metrics),
             sha256=shipped.sha256 if shipped is not None else None,
-            labels=tuple(info.labels),
-            input_size=(int(info.input_size[0]), int(info.input_size[1])),
-            mean=float(info.mean),
-            std=float(info.std),
-            ood_quantiles=tuple(float(q) for q in info.ood_quantiles),
-            ood_threshold=float(info.ood_threshold),
-            ood_output=info.ood_output,
+            meta=info.meta,
         )
         self._pools[name] = PipelinePool(pipes)
 
@@ -314,7 +303,7 @@ class Engine:
         if name not in self.models:
             from emoar.models import UnknownModelError
 
-            raise UnknownModelError(f"Unknown model {name!r}; available: {', '.join(self.models)}")
+            raise UnknownModelError.unknown(name, list(self.models))
         return self.models[name]
 
     @contextlib.contextmanager

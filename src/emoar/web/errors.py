@@ -15,7 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-__all__ = ["ApiError", "error_body", "install_error_handlers"]
+__all__ = ["ApiError", "error_body", "install_error_handlers", "unknown_model_error"]
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +66,12 @@ class ApiError(Exception):
     def response(self) -> JSONResponse:
         """The JSON response for this error."""
         return JSONResponse(self.body(), status_code=self.status, headers=self.headers or None)
+
+
+def unknown_model_error(exc: Exception) -> ApiError:
+    """The 404 for an :class:`emoar.models.UnknownModelError` (REST and websocket alike)."""
+    available = list(getattr(exc, "available", ()))
+    return ApiError(404, "unknown_model", str(exc), extra={"available": available})
 
 
 def error_body(status: int, code: str, message: str, **extra: Any) -> dict[str, Any]:

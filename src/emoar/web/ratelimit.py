@@ -76,11 +76,6 @@ class TokenBucketLimiter:
         retry = 0.0 if allowed else (1.0 - tokens) / self.rate_per_s
         return allowed, retry
 
-    def reset(self) -> None:
-        """Forget every bucket."""
-        with self._lock:
-            self._buckets.clear()
-
     @staticmethod
     def retry_after_header(seconds: float) -> str:
         """``Retry-After`` value (whole seconds, at least 1)."""

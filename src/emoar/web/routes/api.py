@@ -27,7 +27,7 @@ from emoar.web.engine import (
     UndecodableVideoError,
     VideoBusyError,
 )
-from emoar.web.errors import ApiError
+from emoar.web.errors import ApiError, unknown_model_error
 from emoar.web.settings import Settings
 from emoar.web.uploads import (
     IMAGE_FORMATS,
@@ -102,7 +102,7 @@ def _resolve_model(engine: Engine, name: str | None) -> str:
     try:
         return engine.model(name).name
     except UnknownModelError as e:
-        raise ApiError(404, "unknown_model", str(e), extra={"available": list(engine.models)}) from e
+        raise unknown_model_error(e) from e
 
 
 async def _read_file_field(request: Request, limit: int, what: str) -> Upload:
@@ -362,16 +362,7 @@ async def analyze_video(
             media_type="text/csv; charset=utf-8",
             headers={"Content-Disposition": f'attachment; filename="{_safe(stem)}_emoar.csv"'},
         )
-    frames = [
-        {
-            "frame": r.frame_index,
-            "timestamp_ms": round(r.timestamp_ms, 1),
-            "width": r.width,
-            "height": r.height,
-            "faces": [f.to_dict() for f in r.faces],
-        }
-        for r in results
-    ]
+    frames = [r.frame_dict() for r in results]
     return JSONResponse(
         {"video": up.filename or None, "model": model_name, "fps": round(fps, 3), "frames": frames}
     )

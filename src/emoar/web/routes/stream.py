@@ -31,11 +31,12 @@ from urllib.parse import urlsplit
 from fastapi import APIRouter, Depends, Query, WebSocket, WebSocketDisconnect
 from starlette.concurrency import run_in_threadpool
 
+from emoar.models import UnknownModelError
 from emoar.pipeline import StreamState
 from emoar.types import FrameResult
 from emoar.web.deps import client_key, get_engine, get_image_slots, get_limiter, get_settings
 from emoar.web.engine import Engine
-from emoar.web.errors import ApiError, error_body
+from emoar.web.errors import ApiError, error_body, unknown_model_error
 from emoar.web.ratelimit import TokenBucketLimiter
 from emoar.web.settings import Settings
 from emoar.web.uploads import IMAGE_FORMATS, decode_image_bytes, sniff
@@ -64,12 +65,7 @@ def origin_allowed(origin: str, host: str | None, allowed: tuple[str, ...]) -> b
 
 def stream_result(result: FrameResult, *, seq: int, model: str, dropped: int) -> dict[str, Any]:
     """The ``result`` message for one frame: the analyze JSON plus stream fields and landmarks."""
-    body = result.to_dict()
-    for face, f in zip(body["faces"], result.faces, strict=True):
-        lm = f.landmarks_xy
-        face["landmarks_xy"] = (
-            None if lm is None else [[round(float(x), 1), round(float(y), 1)] for x, y in lm]
-        )
+    body = result.to_dict(landmarks=True)
     body.update(
         {
             "type": "result",
@@ -135,15 +131,12 @@ class _Session:
             assert isinstance(msg, dict)
             name = msg.get("model")
             if name is not None:
-                if name not in ("default", *self.engine.models):
-                    await self.error(
-                        404,
-                        "unknown_model",
-                        f"Unknown model {name!r}; available: {', '.join(self.engine.models)}",
-                        available=list(self.engine.models),
-                    )
+                try:
+                    self.model = self.engine.model(name).name
+                except UnknownModelError as e:
+                    err = unknown_model_error(e)
+                    await self.error(err.status, err.code, err.message, **err.extra)
                     return
-                self.model = self.engine.model(name).name
                 self.stream = self.engine.new_stream(self.model)
             await self.send(
                 {"type": "config", "model": self.model, "labels": list(self.engine.model(self.model).labels)}
@@ -279,23 +272,13 @@ async def stream(
         )
         await ws.close(code=_CLOSE_RATE_LIMITED)
         return
-    if model not in (None, "", "default", *engine.models):
-        await ws.send_text(
-            json.dumps(
-                {
-                    "type": "error",
-                    **error_body(
-                        404,
-                        "unknown_model",
-                        f"Unknown model {model!r}; available: {', '.join(engine.models)}",
-                        available=list(engine.models),
-                    ),
-                }
-            )
-        )
+    try:
+        model_name = engine.model(model).name
+    except UnknownModelError as e:
+        await ws.send_text(json.dumps({"type": "error", **unknown_model_error(e).body()}))
         await ws.close(code=_CLOSE_UNKNOWN_MODEL)
         return
-    session = _Session(ws, engine, settings, engine.model(model).name, slots)
+    session = _Session(ws, engine, settings, model_name, slots)
     await session.send(
         {
             "type": "hello",
