@@ -69,10 +69,10 @@ def main() -> None:
     from importlib import resources
 
     from emoar.classify import read_model_info
-    from emoar.train.evaluate import labels_in_model_order, predict_probs, task_for_labels
     from emoar.metrics import classification_report
     from emoar.models import list_models
     from emoar.train.data import load_dataset
+    from emoar.train.evaluate import labels_in_model_order, predict_probs, task_for_labels
 
     shown = {"fer2013": "FER2013", "ferplus": "FER+ majority"}
     tests = {}

@@ -117,9 +117,9 @@ def main() -> None:
             ]
         )
     if a.checkpoint:
-        from emoar.train.evaluate import predict_probs
         from emoar.metrics import classification_report
         from emoar.train.data import load_fer2013_csv
+        from emoar.train.evaluate import predict_probs
         from emoar.train.loop import load_checkpoint
 
         test = load_fer2013_csv(FER_CSV)["PrivateTest"]

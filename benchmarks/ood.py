@@ -143,9 +143,9 @@ def main() -> None:
     ap.add_argument("--model", default="default")
     a = ap.parse_args()
     from emoar.classify import ClassifierOutput, ExpressionClassifier
-    from emoar.train.evaluate import labels_in_model_order, task_for_labels
     from emoar.models import resolve_model
     from emoar.train.data import load_dataset, load_fer2013_csv
+    from emoar.train.evaluate import labels_in_model_order, task_for_labels
 
     clf = ExpressionClassifier(resolve_model(a.model))
     test = load_fer2013_csv(FER_CSV)["PrivateTest"]

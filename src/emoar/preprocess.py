@@ -1,17 +1,23 @@
-"""The one preprocessing function shared by training and inference.
+"""The one preprocessing shared by training and inference.
 
-Training (``emoar.train``) and the runtime classifier (``emoar.classify``) both call
-:func:`preprocess`, with the mean/std that the model file carries, so the two cannot drift.
+:func:`preprocess` is :func:`unit_scale` (uint8 crops -> float32 in [0, 1], channel axis added)
+followed by :func:`normalize` (``(x - mean) / std`` with the mean/std the model file carries).
+The runtime classifier (``emoar.classify``) and training-time prediction
+(``emoar.train.loop.predict_logits``) call :func:`preprocess`; the training loop calls the same
+two steps with its augmentations in between (they work on [0, 1] pixels), so the three cannot
+drift apart.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from emoar.io.pixels import to_gray as to_gray_pixels
 
-__all__ = ["TTA_MODES", "preprocess", "resolve_tta", "to_gray", "tta_views"]
+__all__ = ["TTA_MODES", "normalize", "preprocess", "resolve_tta", "to_gray", "tta_views", "unit_scale"]
 
 TTA_MODES = ("none", "flip", "crops")
 CROP_SHIFT = 2  # pixels, at 48x48: the four shifted "crops" of the ten-crop mode
@@ -21,6 +27,27 @@ def to_gray(image: npt.NDArray[np.generic]) -> npt.NDArray[np.uint8]:
     """Convert an image of any common layout to 8-bit grayscale (:func:`emoar.io.pixels.to_gray`:
     BT.601 luma, alpha ignored, 16-bit and float scaled to 8 bits)."""
     return to_gray_pixels(image)
+
+
+def unit_scale(crops: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
+    """``(N, H, W)`` (or one ``(H, W)``) uint8 grayscale crops -> ``(N, 1, H, W)`` float32 in [0, 1].
+
+    Raises:
+        ValueError: not a (stack of) 2-D grayscale crop(s).
+    """
+    x = np.asarray(crops)
+    if x.ndim == 2:
+        x = x[None]
+    if x.ndim != 3:
+        raise ValueError(f"crops must be (N, H, W) grayscale, got shape {x.shape}")
+    return (x.astype(np.float32) * np.float32(1.0 / 255.0))[:, None, :, :]
+
+
+def normalize(x: Any, mean: float, std: float) -> Any:
+    """``(x - mean) / std`` for [0, 1] pixels: a numpy array or a torch tensor (same dtype out)."""
+    if isinstance(x, np.ndarray):
+        return (x - np.float32(mean)) / np.float32(std)
+    return (x - float(mean)) / float(std)
 
 
 def preprocess(crops: npt.NDArray[np.uint8], mean: float, std: float) -> npt.NDArray[np.float32]:
@@ -34,13 +61,8 @@ def preprocess(crops: npt.NDArray[np.uint8], mean: float, std: float) -> npt.NDA
     Returns:
         ``(N, 1, H, W)`` float32 array, ``(x / 255 - mean) / std``.
     """
-    x = np.asarray(crops)
-    if x.ndim == 2:
-        x = x[None]
-    if x.ndim != 3:
-        raise ValueError(f"crops must be (N, H, W) grayscale, got shape {x.shape}")
-    out = (x.astype(np.float32) * (1.0 / 255.0) - np.float32(mean)) / np.float32(std)
-    return out[:, None, :, :]
+    out: npt.NDArray[np.float32] = normalize(unit_scale(crops), mean, std)
+    return out
 
 
 def resolve_tta(tta: bool | str | None) -> str:

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from emoar.preprocess import tta_views
+from emoar.preprocess import normalize, preprocess, tta_views, unit_scale
 from emoar.train.augment import AugmentConfig, augment_batch, mix_batch
 from emoar.train.data import FaceDataset, load_dataset
 from emoar.train.nets import FerNet, create_model
@@ -146,7 +146,7 @@ def offline_teacher_probs(
 
 
 def _to_input(images_u8: np.ndarray, mean: float, std: float) -> torch.Tensor:
-    return (torch.from_numpy(images_u8).float().div_(255.0).unsqueeze(1) - mean) / std
+    return torch.from_numpy(np.ascontiguousarray(preprocess(images_u8, mean, std)))
 
 
 @torch.no_grad()
@@ -401,11 +401,12 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True, max_
         )
         run_loss, run_acc, seen = 0.0, 0.0, 0
         for idx in it:
-            x = torch.from_numpy(tr.images[idx]).float().div_(255.0).unsqueeze(1)
+            # preprocess() in its two steps, with the augmentations on [0, 1] pixels in between
+            x = torch.from_numpy(unit_scale(tr.images[idx]))
             x = augment_batch(x, cfg.augment, gen)
             y = _targets(tr, idx, cfg, teacher_probs)
             x, y = mix_batch(x, y, cfg.augment, gen)
-            x = ((x - mean) / std).to(device).contiguous(memory_format=mem)
+            x = normalize(x, mean, std).to(device).contiguous(memory_format=mem)
             y = y.to(device)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16 or device.type == "cuda"):
                 logits = model(x)
