@@ -157,6 +157,69 @@ def test_abrupt_disconnects_log_no_errors(
     assert not errors, [r.getMessage() for r in errors]
 
 
+def _raw_ws(port: int) -> socket.socket:
+    """A websocket handshake on a plain TCP socket: a client that will never answer a ping."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    key = base64.b64encode(os.urandom(16)).decode()
+    sock.sendall(
+        (
+            f"GET /v1/stream HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        ).encode()
+    )
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += sock.recv(4096)
+    assert head.startswith(b"HTTP/1.1 101"), head[:200]
+    return sock
+
+
+def _binary_frame(payload: bytes) -> bytes:
+    """One masked binary websocket frame (clients must mask)."""
+    mask = os.urandom(4)
+    n = len(payload)
+    head = bytes([0x82]) + (
+        bytes([0x80 | n])
+        if n < 126
+        else bytes([0x80 | 126]) + struct.pack(">H", n)
+        if n < 65536
+        else bytes([0x80 | 127]) + struct.pack(">Q", n)
+    )
+    body = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+    return head + mask + body
+
+
+@pytest.mark.parametrize("ws_impl", ["auto", "websockets-sansio"])
+def test_keepalive_timeout_mid_stream_logs_no_errors(
+    make_app, jpeg_640x480: bytes, caplog: pytest.LogCaptureFixture, ws_impl: str
+) -> None:
+    """A client that keeps sending frames but never answers the server's pings: uvicorn closes
+    it on the keepalive timeout while a frame is being analysed; the late result must be
+    dropped quietly (this used to log "Unexpected ASGI message 'websocket.send' after
+    'websocket.close'" with a traceback)."""
+    # "auto" is what `emoar serve` runs with (uvicorn's default websocket implementation).
+    server = LiveServer(
+        make_app(rate_limit_burst=100), ws=ws_impl, ws_ping_interval=0.3, ws_ping_timeout=0.3
+    ).start()
+    try:
+        with caplog.at_level(logging.WARNING):
+            sock = _raw_ws(server.port)
+            frame = _binary_frame(jpeg_640x480)
+            deadline = time.monotonic() + 4.0
+            with contextlib.suppress(OSError):
+                while time.monotonic() < deadline:
+                    sock.sendall(frame)  # never read: pongs are never sent
+                    time.sleep(0.02)
+            sock.close()
+            time.sleep(1.0)
+            with httpx.Client(base_url=server.url, timeout=30) as http:  # still serving
+                assert http.get("/healthz").status_code == 200
+        errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+        assert not errors, [r.getMessage() for r in errors]
+    finally:
+        server.stop()
+
+
 # -- bombs and formats over HTTP and the websocket ---------------------------------------------
 
 

@@ -97,7 +97,7 @@ def free_port() -> int:
 class LiveServer:
     """A real uvicorn server in a background thread, on 127.0.0.1."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, **uvicorn_overrides: Any) -> None:
         import uvicorn
 
         from emoar.web.app import uvicorn_options
@@ -106,8 +106,14 @@ class LiveServer:
         self.url = f"http://127.0.0.1:{self.port}"
         self.ws_url = f"ws://127.0.0.1:{self.port}"
         # The options `emoar serve` runs with (proxy headers, logging), on a free port.
-        options = {**uvicorn_options(app.state.settings), "host": "127.0.0.1", "port": self.port}
-        config = uvicorn.Config(app, lifespan="on", ws="websockets-sansio", **options)
+        options = {
+            **uvicorn_options(app.state.settings),
+            "host": "127.0.0.1",
+            "port": self.port,
+            **uvicorn_overrides,
+        }
+        options.setdefault("ws", "websockets-sansio")
+        config = uvicorn.Config(app, lifespan="on", **options)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, name=f"uvicorn-{self.port}", daemon=True)
 
