@@ -22,7 +22,7 @@ def confusion_matrix(y_true: npt.ArrayLike, y_pred: npt.ArrayLike, num_classes: 
 def classification_report(
     y_true: npt.ArrayLike, probs: npt.NDArray[np.floating[Any]], labels: tuple[str, ...] | list[str]
 ) -> dict[str, Any]:
-    """The ``emoar evaluate --json`` object of DESIGN.md.
+    """The ``emoar evaluate --json`` object of docs/contracts.md.
 
     Args:
         y_true: (N,) true class indices.

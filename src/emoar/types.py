@@ -60,7 +60,7 @@ class Detection:
 
 @dataclass(frozen=True)
 class FaceResult:
-    """One face's expression result (the JSON ``faces[]`` entry of DESIGN.md).
+    """One face's expression result (the JSON ``faces[]`` entry of docs/contracts.md).
 
     Attributes:
         box_xyxy: (x1, y1, x2, y2) in pixels of the original frame.
@@ -83,7 +83,7 @@ class FaceResult:
     landmarks_xy: npt.NDArray[np.float32] | None = field(default=None, compare=False, repr=False)
 
     def to_dict(self, *, landmarks: bool = False) -> dict[str, Any]:
-        """JSON-ready dict in the DESIGN.md shape (boxes rounded to 0.1 px).
+        """JSON-ready dict in the docs/contracts.md shape (boxes rounded to 0.1 px).
 
         Args:
             landmarks: add ``"landmarks_xy"`` (five ``[x, y]`` points rounded to 0.1 px, or
@@ -145,7 +145,7 @@ class FrameResult:
         ]
 
     def to_dict(self, *, landmarks: bool = False) -> dict[str, Any]:
-        """The ``emoar analyze --json`` object of DESIGN.md (``landmarks``: see
+        """The ``emoar analyze --json`` object of docs/contracts.md (``landmarks``: see
         :meth:`FaceResult.to_dict`)."""
         return {
             "image": self.image,

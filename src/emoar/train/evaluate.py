@@ -91,7 +91,7 @@ def evaluate(
     """Evaluate ``model`` on ``split`` of ``data`` and optionally write plots.
 
     Returns:
-        The DESIGN.md ``evaluate --json`` dict (plus ``macro_precision``, ``macro_recall``,
+        The docs/contracts.md ``evaluate --json`` dict (plus ``macro_precision``, ``macro_recall``,
         ``ece``, ``split``, ``model``).
 
     Raises:

@@ -1,7 +1,7 @@
 """Response schemas, for the OpenAPI docs at the edge only.
 
 The bodies themselves are built by :meth:`emoar.types.FrameResult.to_dict` (the ``analyze``
-JSON of DESIGN.md); these models describe that shape for ``/docs`` and are checked against it
+JSON of docs/contracts.md); these models describe that shape for ``/docs`` and are checked against it
 in the tests, so the two cannot drift silently.
 """
 

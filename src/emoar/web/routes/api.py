@@ -1,4 +1,4 @@
-"""REST routes: health, models, image and clip analysis (DESIGN.md "REST")."""
+"""REST routes: health, models, image and clip analysis (docs/contracts.md, "REST and websocket")."""
 
 from __future__ import annotations
 
@@ -282,7 +282,7 @@ async def analyze(
 
 
 def video_csv(results: list[FrameResult], labels: tuple[str, ...]) -> str:
-    """The per-face CSV of ``emoar video --csv`` (DESIGN.md columns) for analysed frames."""
+    """The per-face CSV of ``emoar video --csv`` (docs/contracts.md columns) for analysed frames."""
     out = io.StringIO()
     w = csv.writer(out, lineterminator="\n")
     w.writerow(csv_header(labels))
