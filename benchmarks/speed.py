@@ -29,7 +29,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "{threads}")
 import numpy as np
 from emoar.io import VideoSource
 from emoar.pipeline import Pipeline, PipelineOptions
-pipe = Pipeline.from_options(PipelineOptions(model={model!r}, num_threads={threads}))
+pipe = Pipeline.from_options(PipelineOptions.create(model={model!r}, num_threads={threads}))
 frames = [f for _, _, f in VideoSource({clip!r})][:{frames}]
 stream = pipe.new_stream()
 for f in frames[:10]:  # warm-up

@@ -12,7 +12,7 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -20,7 +20,15 @@ import numpy.typing as npt
 from emoar.modelmeta import ModelMeta, ModelMetadataError
 from emoar.preprocess import preprocess, resolve_tta, tta_views
 
-__all__ = ["ClassifierOutput", "ExpressionClassifier", "ModelMetadataError", "ModelInfo", "read_model_info"]
+__all__ = [
+    "ClassifierOptions",
+    "ClassifierOutput",
+    "ExpressionClassifier",
+    "ModelInfo",
+    "ModelMetadataError",
+    "TtaMode",
+    "read_model_info",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -154,6 +162,42 @@ class ClassifierOutput:
     probs: npt.NDArray[np.float32]
     ood_score: npt.NDArray[np.float32]
     uncertain: npt.NDArray[np.bool_]
+
+
+TtaMode = Literal["none", "flip", "crops"]
+
+
+@dataclass(frozen=True)
+class ClassifierOptions:
+    """Options of the expression classifier stage (frozen, validated at creation).
+
+    Attributes:
+        model: shipped model name (``emoar models``), ``default``, or a path to an .onnx file.
+        num_threads: CPU threads for onnxruntime (1 keeps latency stable on small CPUs).
+        tta: test-time augmentation: ``none``; ``flip`` averages each face with its mirror
+            image (2x classifier time); ``crops`` averages ten views (five 2-px shifted crops
+            and their mirrors, 10x). ``True``/``False`` are accepted as ``flip``/``none``.
+        ood_threshold: override the model's ``uncertain`` threshold (OOD score in [0, 1]);
+            None keeps the model's own.
+    """
+
+    model: str = "default"
+    num_threads: int = 1
+    tta: TtaMode = "none"
+    ood_threshold: float | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "tta", resolve_tta(self.tta))
+        if not str(self.model).strip():
+            raise ValueError("model must be a shipped model name, 'default' or a path to an .onnx file")
+        if (
+            isinstance(self.num_threads, bool)
+            or int(self.num_threads) != self.num_threads
+            or self.num_threads < 1
+        ):
+            raise ValueError(f"num_threads must be an integer >= 1, got {self.num_threads!r}")
+        if self.ood_threshold is not None and not 0.0 <= float(self.ood_threshold) <= 1.0:
+            raise ValueError(f"ood_threshold must be in [0, 1], got {self.ood_threshold}")
 
 
 class ExpressionClassifier:

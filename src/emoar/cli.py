@@ -39,13 +39,13 @@ def _pipeline_options(args: argparse.Namespace) -> Any:
         overlay["show_quote"] = False
     if getattr(args, "no_bars", False):
         overlay["show_bars"] = False
-    return PipelineOptions(
+    return PipelineOptions.create(
         model=args.model,
         detector=args.detector,
         num_threads=args.threads,
         ood_threshold=getattr(args, "ood_threshold", None),
         tta=getattr(args, "tta", None) or "none",
-        overlay_options=overlay,
+        **overlay,
     )
 
 

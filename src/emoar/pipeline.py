@@ -15,58 +15,118 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import numpy.typing as npt
 
+from emoar.classify import ClassifierOptions, TtaMode
+from emoar.detect.base import DetectorOptions
+from emoar.overlay.options import OverlayOptions
+from emoar.preprocess import resolve_tta
+from emoar.smooth import SmootherOptions
+from emoar.track import TrackerOptions
 from emoar.types import Detection, FaceResult, FrameResult
 
-__all__ = ["Pipeline", "PipelineOptions", "StreamState"]
+__all__ = [
+    "ClassifierOptions",
+    "DetectorOptions",
+    "OverlayOptions",
+    "Pipeline",
+    "PipelineOptions",
+    "SmootherOptions",
+    "StreamState",
+    "TrackerOptions",
+]
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class PipelineOptions:
-    """Options for every stage (CLI flags use the same names).
+    """Options of every stage, each the stage's own frozen options (one definition per value:
+    the CLI flags and the server settings are derived from these fields).
+
+    Build it from the stages' options, or with :meth:`create` from the handful of values most
+    callers set::
+
+        PipelineOptions(classifier=ClassifierOptions(model="emoar-resnet-ferplus", tta="flip"),
+                        detector=DetectorOptions(name="mtcnn"))
+        PipelineOptions.create(model="emoar-resnet-ferplus", tta="flip", detector="mtcnn")
 
     Attributes:
-        model: shipped model name (``emoar models``), ``"default"``, or a path to an .onnx file.
-        detector: face detector backend name (``yunet``, ``mtcnn``, ``haar``).
-        num_threads: CPU threads for the detector and the classifier.
+        classifier: model, threads, test-time augmentation, OOD threshold
+            (:class:`emoar.classify.ClassifierOptions`).
+        detector: backend and its settings (:class:`emoar.detect.DetectorOptions`).
+        tracker: track-id association (:class:`emoar.track.TrackerOptions`).
+        smoother: temporal smoothing of probabilities (:class:`emoar.smooth.SmootherOptions`).
+        overlay: what is drawn (:class:`emoar.overlay.OverlayOptions`).
         max_faces: at most this many faces (largest first) are classified per frame.
-        ood_threshold: override the model's OOD threshold (score in [0, 1]).
-        tta: test-time augmentation, ``"none"``, ``"flip"`` (or ``True``: average each face
-            with its mirror image, about +0.7 points of accuracy on FER2013 for twice the
-            classifier time, see the README's accuracy table) or ``"crops"`` (ten views, 10x).
-        detector_options: extra keyword options for :class:`emoar.detect.DetectorOptions`.
-        tracker_options: keyword options for :class:`emoar.track.TrackerOptions`.
-        smoother_options: keyword options for :class:`emoar.smooth.SmootherOptions`.
-        overlay_options: keyword options for :class:`emoar.overlay.OverlayOptions`.
     """
 
-    model: str = "default"
-    detector: str = "yunet"
-    num_threads: int = 1
+    classifier: ClassifierOptions = field(default_factory=ClassifierOptions)
+    detector: DetectorOptions = field(default_factory=DetectorOptions)
+    tracker: TrackerOptions = field(default_factory=TrackerOptions)
+    smoother: SmootherOptions = field(default_factory=SmootherOptions)
+    overlay: OverlayOptions = field(default_factory=OverlayOptions)
     max_faces: int = 64
-    ood_threshold: float | None = None
-    tta: bool | str = False
-    detector_options: dict[str, Any] = field(default_factory=dict)
-    tracker_options: dict[str, Any] = field(default_factory=dict)
-    smoother_options: dict[str, Any] = field(default_factory=dict)
-    overlay_options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.num_threads < 1:
-            raise ValueError(f"num_threads must be >= 1, got {self.num_threads}")
-        if self.max_faces < 1:
-            raise ValueError(f"max_faces must be >= 1, got {self.max_faces}")
-        if self.ood_threshold is not None and not 0.0 <= self.ood_threshold <= 1.0:
-            raise ValueError(f"ood_threshold must be in [0, 1], got {self.ood_threshold}")
+        kinds = {
+            "classifier": ClassifierOptions,
+            "detector": DetectorOptions,
+            "tracker": TrackerOptions,
+            "smoother": SmootherOptions,
+            "overlay": OverlayOptions,
+        }
+        for name, kind in kinds.items():
+            if not isinstance(getattr(self, name), kind):
+                raise TypeError(
+                    f"PipelineOptions.{name} must be a {kind.__name__}, got {type(getattr(self, name)).__name__}; "
+                    "use PipelineOptions.create(model=..., detector=...) for plain values"
+                )
+        if isinstance(self.max_faces, bool) or int(self.max_faces) != self.max_faces or self.max_faces < 1:
+            raise ValueError(f"max_faces must be an integer >= 1, got {self.max_faces!r}")
+
+    @classmethod
+    def create(
+        cls,
+        *,
+        model: str = "default",
+        detector: str = "yunet",
+        num_threads: int = 1,
+        tta: bool | str = "none",
+        ood_threshold: float | None = None,
+        max_faces: int = 64,
+        **overlay: Any,
+    ) -> PipelineOptions:
+        """Options from plain values: ``num_threads`` sets both the detector's and the
+        classifier's threads; other keywords are :class:`emoar.overlay.OverlayOptions` fields
+        (``style="minimal"``, ``show_quote=False``, ...).
+
+        Raises:
+            ValueError: an invalid value (the message names it).
+            TypeError: an unknown keyword.
+        """
+        return cls(
+            classifier=ClassifierOptions(
+                model=model,
+                num_threads=num_threads,
+                tta=cast(TtaMode, resolve_tta(tta)),
+                ood_threshold=ood_threshold,
+            ),
+            detector=DetectorOptions(name=detector, num_threads=num_threads),
+            overlay=OverlayOptions(**overlay),
+            max_faces=max_faces,
+        )
+
+    def replace(self, **changes: Any) -> PipelineOptions:
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
 
 
 class StreamState:
@@ -109,20 +169,21 @@ class Pipeline:
             ValueError: unknown detector or invalid options.
         """
         from emoar.classify import ExpressionClassifier
-        from emoar.detect import DetectorOptions, create_detector
+        from emoar.detect import create_detector
         from emoar.models import resolve_model
-        from emoar.overlay import OverlayOptions, OverlayRenderer
+        from emoar.overlay import OverlayRenderer
 
         opts = options or PipelineOptions()
+        c = opts.classifier
         classifier = ExpressionClassifier(
-            resolve_model(opts.model),
-            num_threads=opts.num_threads,
-            ood_threshold=opts.ood_threshold,
-            tta=opts.tta,
+            resolve_model(c.model), num_threads=c.num_threads, ood_threshold=c.ood_threshold, tta=c.tta
         )
-        det_kw = {"num_threads": opts.num_threads, **opts.detector_options}
-        detector = create_detector(DetectorOptions(name=opts.detector, **det_kw))
-        renderer = OverlayRenderer(OverlayOptions(**opts.overlay_options))
+        detector = create_detector(opts.detector)
+        try:
+            renderer = OverlayRenderer(opts.overlay)
+        except BaseException:
+            detector.close()
+            raise
         return cls(opts, detector, classifier, renderer)
 
     def __enter__(self) -> Pipeline:
@@ -146,12 +207,12 @@ class Pipeline:
     def new_stream(self) -> StreamState:
         """Fresh tracker + smoother + quote state for one video/webcam/session."""
         from emoar.overlay import QuotePicker
-        from emoar.smooth import ProbabilitySmoother, SmootherOptions
-        from emoar.track import IouTracker, TrackerOptions
+        from emoar.smooth import ProbabilitySmoother
+        from emoar.track import IouTracker
 
         return StreamState(
-            IouTracker(TrackerOptions(**self.options.tracker_options)),
-            ProbabilitySmoother(SmootherOptions(**self.options.smoother_options)),
+            IouTracker(self.options.tracker),
+            ProbabilitySmoother(self.options.smoother),
             QuotePicker(),
         )
 

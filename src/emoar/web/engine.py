@@ -264,7 +264,7 @@ class Engine:
         self._pools[name] = PipelinePool(pipes)
 
     def _options(self, model: str) -> PipelineOptions:
-        return PipelineOptions(
+        return PipelineOptions.create(
             model=model, detector=self.settings.detector, num_threads=self.settings.num_threads
         )
 
