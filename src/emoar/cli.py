@@ -29,23 +29,59 @@ def _err(msg: str) -> None:
 
 
 # ----------------------------------------------------------------------------- helpers
+def _pipeline_specs() -> dict[str, Any]:
+    """How each stage's options appear as flags (names kept from earlier releases)."""
+    from emoar.classify import ClassifierOptions
+    from emoar.cliargs import OptionsSpec
+    from emoar.detect.base import DetectorOptions
+    from emoar.overlay.options import OverlayOptions
+    from emoar.smooth import SmootherOptions
+    from emoar.track import TrackerOptions
+
+    return {
+        "classifier": OptionsSpec(
+            ClassifierOptions,
+            names={"num_threads": "threads"},
+            aliases={"num_threads": ["num-threads"]},
+            group="classifier (ClassifierOptions)",
+            special={"tta": {"nargs": "?", "const": "flip"}},
+        ),
+        "detector": OptionsSpec(
+            DetectorOptions,
+            names={"name": "detector"},
+            skip=("num_threads",),
+            group="face detector (DetectorOptions; --threads applies too)",
+        ),
+        "tracker": OptionsSpec(TrackerOptions, prefix="track", group="tracking (TrackerOptions)"),
+        "smoother": OptionsSpec(SmootherOptions, prefix="smooth", group="smoothing (SmootherOptions)"),
+        "overlay": OptionsSpec(
+            OverlayOptions,
+            bool_names={
+                "show_emoji": "emoji",
+                "show_label": "label",
+                "show_confidence": "confidence",
+                "show_bars": "bars",
+                "show_quote": "quote",
+                "show_box": "box",
+                "tilt_with_landmarks": "tilt",
+            },
+            group="overlay (OverlayOptions)",
+        ),
+    }
+
+
 def _pipeline_options(args: argparse.Namespace) -> Any:
+    """The PipelineOptions the flags describe (each stage's dataclass validates its values)."""
     from emoar.pipeline import PipelineOptions
 
-    overlay: dict[str, Any] = {}
-    if getattr(args, "style", None):
-        overlay["style"] = args.style
-    if getattr(args, "no_quote", False):
-        overlay["show_quote"] = False
-    if getattr(args, "no_bars", False):
-        overlay["show_bars"] = False
-    return PipelineOptions.create(
-        model=args.model,
-        detector=args.detector,
-        num_threads=args.threads,
-        ood_threshold=getattr(args, "ood_threshold", None),
-        tta=getattr(args, "tta", None) or "none",
-        **overlay,
+    specs = _pipeline_specs()
+    classifier = specs["classifier"].build(args)
+    return PipelineOptions(
+        classifier=classifier,
+        detector=specs["detector"].build(args, num_threads=classifier.num_threads),
+        tracker=specs["tracker"].build(args),
+        smoother=specs["smoother"].build(args),
+        overlay=specs["overlay"].build(args),
     )
 
 
@@ -73,20 +109,9 @@ def _load_pipeline(args: argparse.Namespace) -> Any:
 
 
 def _add_pipeline_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--model", default="default", help="shipped model name (see 'emoar models') or path to an .onnx file"
-    )
-    p.add_argument("--detector", default="yunet", help="face detector: yunet (default), mtcnn, haar")
-    p.add_argument(
-        "--threads", type=int, default=1, help="CPU threads for detector and classifier (default 1)"
-    )
-    p.add_argument(
-        "--ood-threshold", type=float, default=None, help="override the model's 'uncertain' threshold (0-1)"
-    )
-    _add_tta(p)
-    p.add_argument("--style", choices=["full", "minimal", "emoji"], default=None, help="overlay style")
-    p.add_argument("--no-quote", action="store_true", help="do not draw quote bubbles")
-    p.add_argument("--no-bars", action="store_true", help="do not draw probability bars")
+    """Every stage option as a flag (derived from the dataclasses; see emoar.cliargs)."""
+    for spec in _pipeline_specs().values():
+        spec.add_to(p)
 
 
 def _progress(total: int | None, desc: str, enabled: bool) -> Any:
@@ -145,7 +170,12 @@ def cmd_video(args: argparse.Namespace) -> int:
     from emoar.types import csv_header
 
     out = args.out
-    if not (args.out or args.csv or args.json or args.plot):
+    jsonl_path = args.jsonl
+    if args.json not in (None, "-"):  # the old form: --json FRAMES.jsonl
+        print("emoar: warning: '--json FILE' is now '--jsonl FILE' (--json prints to stdout)", file=sys.stderr)
+        jsonl_path = jsonl_path or args.json
+    to_stdout = args.json == "-"
+    if not (args.out or args.csv or jsonl_path or to_stdout or args.plot):
         out = f"{Path(args.input).stem}_emoar.mp4"
     pipe = _load_pipeline(args)
     labels = pipe.labels
@@ -159,7 +189,7 @@ def cmd_video(args: argparse.Namespace) -> int:
         stream = pipe.new_stream()
         sink = VideoSink(out, fps=src.fps, resolution_wh=src.resolution_wh) if out else None
         csv_f = open(args.csv, "w", newline="") if args.csv else None  # noqa: SIM115
-        json_f = open(args.json, "w") if args.json else None  # noqa: SIM115
+        json_f = sys.stdout if to_stdout else (open(jsonl_path, "w") if jsonl_path else None)  # noqa: SIM115
         writer = csv.writer(csv_f) if csv_f else None
         if writer:
             writer.writerow(csv_header(labels))
@@ -184,7 +214,7 @@ def cmd_video(args: argparse.Namespace) -> int:
                 sink.close()
             if csv_f:
                 csv_f.close()
-            if json_f:
+            if json_f is not None and json_f is not sys.stdout:
                 json_f.close()
     if n_frames == 0:
         raise CliError(f"{args.input}: no frames could be read")
@@ -472,7 +502,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", metavar="OUT.mp4", help="annotated video (default: INPUT_emoar.mp4 when no other output)"
     )
     v.add_argument("--csv", metavar="FRAMES.csv", help="one row per face per frame")
-    v.add_argument("--json", metavar="FRAMES.jsonl", help="one JSON line per frame")
+    v.add_argument(
+        "--json",
+        nargs="?",
+        const="-",
+        default=None,
+        metavar="FILE",
+        help="print the per-frame JSON (one line per frame) to stdout (as --json does on every verb)",
+    )
+    v.add_argument("--jsonl", metavar="FRAMES.jsonl", help="write the per-frame JSON Lines to this file")
     v.add_argument("--plot", metavar="PLOT.png", help="expressions over time per track")
     _add_pipeline_args(v)
     v.set_defaults(func=cmd_video)

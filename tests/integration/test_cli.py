@@ -251,3 +251,60 @@ def test_serve_starts_a_real_server_on_loopback(photos_dir: Path) -> None:
         proc.terminate()
         out, _ = proc.communicate(timeout=30)
     assert f"http://127.0.0.1:{port}/" in out  # the URL is printed
+
+
+def test_video_json_prints_to_stdout_and_jsonl_writes_a_file(photos_dir: Path, tmp_path: Path) -> None:
+    """--json means "JSON on stdout" on every verb; the per-frame file is --jsonl (the old
+    '--json FILE' still writes the file, with a warning)."""
+    from emoar.samples import make_demo_video
+
+    clip = make_demo_video(
+        tmp_path / "c.mp4", images=[cv2.imread(str(photos_dir / "portrait.jpg"))], seconds=1, fps=5
+    ).path
+    printed = emoar("-q", "video", str(clip), "--json")
+    assert printed.returncode == 0, printed.stderr
+    lines = [json.loads(x) for x in printed.stdout.splitlines()]
+    assert len(lines) == 5 and [d["frame"] for d in lines] == list(range(5))
+    assert (
+        set(lines[0]) == {"frame", "timestamp_ms", "width", "height", "faces"} and len(lines[0]["faces"]) == 1
+    )
+    assert not (tmp_path / "c_emoar.mp4").exists() and not Path("c_emoar.mp4").exists()
+    written = emoar("-q", "video", str(clip), "--jsonl", str(tmp_path / "f.jsonl"))
+    assert written.returncode == 0 and written.stdout == ""
+    assert [json.loads(x) for x in (tmp_path / "f.jsonl").read_text().splitlines()] == lines
+    old = emoar("-q", "video", str(clip), "--json", str(tmp_path / "old.jsonl"))
+    assert old.returncode == 0 and "now '--jsonl FILE'" in old.stderr
+    assert (tmp_path / "old.jsonl").read_text() == (tmp_path / "f.jsonl").read_text()
+
+
+def test_every_stage_option_is_a_flag(photos_dir: Path, tmp_path: Path) -> None:
+    """Flags come from the options dataclasses: a tracker, smoother, detector and overlay field
+    each reach their stage, and a bad value gets the dataclass's own message."""
+    r = emoar(
+        "analyze",
+        str(photos_dir / "portrait.jpg"),
+        "--json",
+        "--out",
+        str(tmp_path),
+        "--min-score",
+        "0.9",
+        "--track-min-hits",
+        "2",
+        "--smooth-alpha",
+        "0.5",
+        "--no-emoji",
+        "--no-quote",
+        "--style",
+        "minimal",
+        "--threads",
+        "2",
+    )
+    assert r.returncode == 0, r.stderr
+    assert len(json.loads(r.stdout)["faces"]) == 1
+    bad = emoar("analyze", str(photos_dir / "portrait.jpg"), "--smooth-alpha", "0")
+    assert bad.returncode == 1 and "alpha must be in (0, 1]" in bad.stderr
+    usage = emoar("analyze", str(photos_dir / "portrait.jpg"), "--smooth-mode", "median")
+    assert usage.returncode == 2 and "invalid choice" in usage.stderr
+    help_text = emoar("analyze", "--help").stdout
+    for flag in ("--detect-max-side", "--track-max-age", "--smooth-half-life-ms", "--emoji-scale", "--tta"):
+        assert flag in help_text
