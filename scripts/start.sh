@@ -22,7 +22,7 @@ mkdir -p "$out"
 .venv/bin/python -m emoar.samples "$out" 2>/dev/null   # sample_astronaut.jpg + demo_clip.mp4
 .venv/bin/emoar analyze "$out"/sample_*.jpg --out "$out" --json
 .venv/bin/emoar -q video "$out/demo_clip.mp4" --out "$out/demo_clip_emoar.mp4" --csv "$out/demo_clip.csv" \
-  --json "$out/demo_clip.jsonl" --plot "$out/demo_clip_timeline.png"
+  --jsonl "$out/demo_clip.jsonl" --plot "$out/demo_clip_timeline.png"
 echo "annotated image, video, per-frame CSV/JSONL and timeline plot written to $out/" >&2
 if [ "$serve" = 1 ]; then
   exec .venv/bin/emoar serve --host 127.0.0.1 --port "$port"

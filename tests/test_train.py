@@ -269,3 +269,26 @@ def test_ferplus_model_trains_exports_and_evaluates(tmp_path: Path, fer_csv: Pat
     rep = json.loads(r.stdout)
     conf = np.asarray(rep["confusion"])
     assert rep["n"] == 50 and conf.shape == (8, 8) and conf[7].sum() == 0  # no true contempt
+
+
+def test_optimizer_and_schedule_factories() -> None:
+    import torch
+
+    from emoar.train.optim import SCHEDULES, create_optimizer, create_scheduler
+
+    model = torch.nn.Linear(4, 2)
+    for name in ("adamw", "sgd"):
+        assert create_optimizer(model, name, lr=1e-3, weight_decay=0.0).param_groups[0]["lr"] == 1e-3
+    with pytest.raises(ValueError, match="Unknown optimizer 'adam'; choose adamw or sgd"):
+        create_optimizer(model, "adam", lr=1e-3, weight_decay=0.0)
+    for name in SCHEDULES:
+        opt = create_optimizer(model, "adamw", lr=1e-2, weight_decay=0.0)
+        sched = create_scheduler(opt, name, lr=1e-2, epochs=3, steps_per_epoch=4)
+        lrs = []
+        for _ in range(12):
+            opt.step()
+            sched.step(0.5) if name == "plateau" else sched.step()
+            lrs.append(opt.param_groups[0]["lr"])
+        assert all(lr >= 0 for lr in lrs) and (name == "plateau" or lrs[-1] < max(lrs)), (name, lrs)
+    with pytest.raises(ValueError, match="Unknown schedule 'linear'"):
+        create_scheduler(opt, "linear", lr=1e-2, epochs=3, steps_per_epoch=4)

@@ -172,7 +172,9 @@ def cmd_video(args: argparse.Namespace) -> int:
     out = args.out
     jsonl_path = args.jsonl
     if args.json not in (None, "-"):  # the old form: --json FRAMES.jsonl
-        print("emoar: warning: '--json FILE' is now '--jsonl FILE' (--json prints to stdout)", file=sys.stderr)
+        print(
+            "emoar: warning: '--json FILE' is now '--jsonl FILE' (--json prints to stdout)", file=sys.stderr
+        )
         jsonl_path = jsonl_path or args.json
     to_stdout = args.json == "-"
     if not (args.out or args.csv or jsonl_path or to_stdout or args.plot):

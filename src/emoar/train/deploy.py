@@ -1,0 +1,190 @@
+"""A checkpoint made deployable: the network with its OOD head as one module, plus the model-file
+metadata (:class:`Deployable`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from emoar.modelmeta import FORMAT_VERSION, ModelMeta
+from emoar.train.checkpoint import load_checkpoint
+from emoar.train.nets import FerNet
+from emoar.train.ood import DEFAULT_OOD_THRESHOLD, NonFaceHead, OodStats, fit_nonface, fit_ood, ood_quantiles
+from emoar.train.predict import predict_logits
+
+__all__ = ["OUTPUT_NAMES", "Deployable", "prepare_export"]
+
+logger = logging.getLogger(__name__)
+
+OUTPUT_NAMES = ("probs", "rmd", "ood", "features")
+
+
+class _Deployed(nn.Module):
+    center: torch.Tensor
+    w: torch.Tensor
+    m_t: torch.Tensor
+    m_sq: torch.Tensor
+    w0: torch.Tensor
+
+    nf_w: torch.Tensor
+    nf_w_rmd: torch.Tensor
+    nf_b: torch.Tensor
+
+    def __init__(self, net: FerNet, ood: OodStats, nonface: NonFaceHead | None = None) -> None:
+        super().__init__()
+        self.net = net
+        for k, v in ood.graph_constants().items():
+            self.register_buffer(k, torch.from_numpy(v))
+        self.has_nonface = nonface is not None
+        if nonface is not None:
+            # elementwise products and reductions only (no reshapes): shape inference for int8
+            # quantization and the TF Lite converter take it as they take the distances above
+            self.register_buffer("nf_w", torch.from_numpy(nonface.w.astype(np.float32)[None, :]))
+            self.register_buffer("nf_w_rmd", torch.tensor([nonface.w_rmd], dtype=torch.float32))
+            self.register_buffer("nf_b", torch.tensor([nonface.b], dtype=torch.float32))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        f = self.net.forward_features(x)
+        probs = torch.softmax(self.net.head(f), dim=1)
+        c = f - self.center  # N,D
+        g = c @ self.w  # whitened for the class Gaussians
+        md = (g * g).sum(1, keepdim=True) - 2.0 * (g @ self.m_t) + self.m_sq  # N,C
+        g0 = c @ self.w0  # whitened for the background Gaussian
+        md0 = (g0 * g0).sum(1, keepdim=True)  # N,1
+        rmd = (md - md0).min(dim=1).values  # N
+        if not self.has_nonface:
+            return probs, rmd, rmd, f
+        ood = (f * self.nf_w).sum(dim=1) + rmd * self.nf_w_rmd + self.nf_b  # N
+        return probs, rmd, ood, f
+
+
+class _NamedOutputs(nn.Module):
+    """LiteRT names a signature's inputs after ``forward``'s arguments and its outputs after
+    the keys of a returned dict; this gives the TF Lite file the ONNX file's names."""
+
+    def __init__(self, deployed: nn.Module) -> None:
+        super().__init__()
+        self.deployed = deployed
+
+    def forward(self, input: torch.Tensor) -> dict[str, torch.Tensor]:  # noqa: A002 - the I/O name
+        return dict(zip(OUTPUT_NAMES, self.deployed(input), strict=True))
+
+
+@dataclass(frozen=True)
+class Deployable:
+    """A checkpoint ready to be written in any format.
+
+    Attributes:
+        module: eval-mode module mapping (N, 1, H, W) normalised input to ``probs``, ``rmd``,
+            ``ood``, ``features``.
+        meta: the metadata stored with the model (``meta.to_props()`` are the key/value pairs).
+        input_size: (height, width) in pixels.
+        mean: pixel mean in [0, 1] units.
+        std: pixel std in [0, 1] units.
+        ood: the fitted OOD statistics.
+        nonface: the fitted face / non-face discriminator (None without negatives).
+    """
+
+    module: nn.Module
+    meta: ModelMeta
+    input_size: tuple[int, int]
+    mean: float
+    std: float
+    ood: OodStats
+    nonface: NonFaceHead | None = None
+
+    @property
+    def metadata(self) -> dict[str, str]:
+        """The key/value pairs written into the model file (``meta.to_props()``)."""
+        return self.meta.to_props()
+
+
+def prepare_export(
+    checkpoint: str | os.PathLike[str],
+    *,
+    train_images: np.ndarray,
+    train_labels: np.ndarray,
+    calib_images: np.ndarray,
+    metrics: dict[str, Any] | None = None,
+    name: str | None = None,
+    ood_threshold: float = DEFAULT_OOD_THRESHOLD,
+    negatives: dict[str, np.ndarray] | None = None,
+    extra_faces: np.ndarray | None = None,
+) -> Deployable:
+    """Load ``checkpoint``, fit the OOD statistics and build the deployable module + metadata.
+
+    Args:
+        checkpoint: a ``best.pt``/``last.pt`` written by ``emoar train``.
+        train_images: (N, H, W) uint8 training faces to fit the OOD Gaussians on.
+        train_labels: (N,) their labels.
+        calib_images: (M, H, W) uint8 held-out real faces (PublicTest) that calibrate the
+            distance -> score mapping (never the test split).
+        metrics: measured metrics to store (e.g. PublicTest accuracy).
+        name: model name stored in the metadata (default: the checkpoint's file stem).
+        ood_threshold: score above which a face is reported uncertain.
+        negatives: non-face (N, H, W) uint8 patches by source (see
+            :func:`emoar.train.negatives.non_face_patches`); with them the exported ``ood``
+            output is the face / non-face discriminator, without them it is ``rmd``.
+        extra_faces: more (N, H, W) uint8 faces for the discriminator's face side only
+            (e.g. :func:`emoar.train.negatives.low_resolution_faces`).
+
+    Raises:
+        ValueError: unreadable checkpoint.
+    """
+    model, meta = load_checkpoint(checkpoint)
+    model = model.float().eval()
+    labels = meta["labels"]
+
+    def features(images: np.ndarray) -> np.ndarray:
+        return np.asarray(predict_logits(model, images, meta["mean"], meta["std"], features=True)[1])
+
+    feats = features(train_images)
+    ood = fit_ood(feats, train_labels, len(labels))
+    cfeats = features(calib_images)
+    nonface = None
+    negs = {k: v for k, v in (negatives or {}).items() if len(v)}
+    neg_counts = {k: len(v) for k, v in negs.items()}
+    if negs:
+        nfeats = features(np.concatenate(list(negs.values())))
+        pfeats = feats
+        if extra_faces is not None and len(extra_faces):
+            pfeats = np.concatenate([feats, features(extra_faces)])
+        nonface = fit_nonface(pfeats, ood.rmd(pfeats), nfeats, ood.rmd(nfeats))
+        quantiles = ood_quantiles(nonface.logit(cfeats, ood.rmd(cfeats)))
+    else:
+        quantiles = ood_quantiles(ood.rmd(cfeats))
+    h, w = (int(v) for v in meta["input_size"])
+    model_meta = ModelMeta(
+        name=name or Path(checkpoint).stem,
+        labels=tuple(labels),
+        input_size=(h, w),
+        mean=float(meta["mean"]),
+        std=float(meta["std"]),
+        arch=meta["arch"],
+        color="gray",
+        ood_method="relative_mahalanobis+outlier_exposure" if nonface is not None else "relative_mahalanobis",
+        ood_output="ood",
+        ood_negatives=neg_counts,
+        ood_quantiles=tuple(quantiles),
+        ood_threshold=float(ood_threshold),
+        train_source=str(meta.get("train_source", "")),
+        metrics=metrics or {"val_acc": meta.get("val_acc")},
+        format_version=FORMAT_VERSION,
+    )
+    return Deployable(
+        _Deployed(model, ood, nonface).eval(),
+        model_meta,
+        (h, w),
+        float(meta["mean"]),
+        float(meta["std"]),
+        ood,
+        nonface,
+    )
