@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import json
 import logging
 import os
@@ -468,8 +469,25 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except ImportError as e:
         raise CliError(f"the web app needs its extra: pip install 'emoar[web]' ({e})") from e
     try:
-        settings = Settings.from_env(host=args.host, port=args.port, model=args.model, detector=args.detector)
-    except SettingsError as e:
+        specs = _pipeline_specs()
+        cls_given, det_given = specs["classifier"].given(args), specs["detector"].given(args)
+        top = {
+            "host": args.host,
+            "port": args.port,
+            "model": cls_given.get("model"),
+            "detector": det_given.get("name"),
+            "num_threads": cls_given.get("num_threads"),
+        }
+        settings = Settings.from_env(**top)
+        # Pipeline flags win over EMOAR_PIPELINE__... values, field by field.
+        changes = {}
+        for part, spec in specs.items():
+            given = {k: v for k, v in spec.given(args).items() if k not in ("model", "name", "num_threads")}
+            if given:
+                changes[part] = dataclasses.replace(getattr(settings.pipeline, part), **given)
+        if changes:
+            settings = Settings.from_env(**top, pipeline=settings.pipeline.replace(**changes))
+    except (SettingsError, ValueError) as e:
         raise CliError(str(e)) from e
     print(f"emoar serving on http://{settings.host}:{settings.port}/  (API docs: /docs)", flush=True)
     uvicorn.run(create_app(settings), **uvicorn_options(settings))
@@ -524,11 +542,15 @@ def build_parser() -> argparse.ArgumentParser:
     _add_pipeline_args(w)
     w.set_defaults(func=cmd_webcam)
 
-    s = sub.add_parser("serve", help="web app + REST API")
-    s.add_argument("--host", default="127.0.0.1")
-    s.add_argument("--port", type=int, default=8000)
-    s.add_argument("--model", default="default")
-    s.add_argument("--detector", default="yunet")
+    s = sub.add_parser(
+        "serve",
+        help="web app + REST API",
+        description="Every setting is also an EMOAR_* environment variable (see SECURITY.md and "
+        "src/emoar/web/settings.py); the flags below win over the environment.",
+    )
+    s.add_argument("--host", default=None, help="interface to bind (default 127.0.0.1; EMOAR_HOST)")
+    s.add_argument("--port", type=int, default=None, help="TCP port (default 8000; EMOAR_PORT)")
+    _add_pipeline_args(s)
     s.set_defaults(func=cmd_serve)
 
     t = sub.add_parser("train", help="train a model (needs the 'train' extra)")

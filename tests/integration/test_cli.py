@@ -308,3 +308,16 @@ def test_every_stage_option_is_a_flag(photos_dir: Path, tmp_path: Path) -> None:
     help_text = emoar("analyze", "--help").stdout
     for flag in ("--detect-max-side", "--track-max-age", "--smooth-half-life-ms", "--emoji-scale", "--tta"):
         assert flag in help_text
+
+
+def test_serve_validates_every_option_before_loading_a_model() -> None:
+    import os
+
+    bad_flag = emoar("serve", "--smooth-alpha", "0", timeout=60)
+    assert bad_flag.returncode == 1 and "alpha must be in (0, 1]" in bad_flag.stderr
+    env = {**os.environ, "EMOAR_PIPELINE__TRACKER__MIN_HITS": "0"}
+    bad_env = subprocess.run(
+        [sys.executable, "-m", "emoar.cli", "serve"], capture_output=True, text=True, timeout=60, env=env
+    )
+    assert bad_env.returncode == 1 and "min_hits must be >= 1" in bad_env.stderr
+    assert "Traceback" not in bad_env.stderr + bad_flag.stderr

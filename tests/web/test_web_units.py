@@ -134,3 +134,39 @@ def test_parse_multipart_utf8_file_names() -> None:
         "Content-Type: image/jpeg\r\n\r\nxx\r\n--b--\r\n"
     ).encode()
     assert parse_multipart(body, "multipart/form-data; boundary=b")["file"].filename == "ñandú 😀.jpg"
+
+
+def test_pipeline_options_nest_in_the_environment(engine) -> None:
+    s = Settings.from_env(
+        {
+            "EMOAR_PIPELINE__TRACKER__MIN_HITS": "3",
+            "EMOAR_PIPELINE__SMOOTHER__HALF_LIFE_MS": "250",
+            "EMOAR_PIPELINE__CLASSIFIER__TTA": "flip",
+            "EMOAR_PIPELINE__OVERLAY__SHOW_QUOTE": "off",
+            "EMOAR_NUM_THREADS": "2",
+        }
+    )
+    p = s.pipeline
+    assert p.tracker.min_hits == 3 and p.smoother.half_life_ms == 250.0 and p.classifier.tta == "flip"
+    assert p.overlay.show_quote is False
+    assert p.classifier.num_threads == 2 and p.detector.num_threads == 2  # one name, both stages
+    from emoar.web.engine import Engine
+
+    eng = Engine(dict(engine.models), engine.default_model, s)
+    opts = eng._options(engine.default_model)
+    assert opts.tracker.min_hits == 3 and opts.classifier.model == engine.default_model
+
+
+@pytest.mark.parametrize(
+    ("env", "match"),
+    [
+        ({"EMOAR_PIPELINE__SMOOTHER__ALPHA": "0"}, "alpha must be in"),
+        ({"EMOAR_PIPELINE__TRACKERS__MAX_AGE": "1"}, "unknown pipeline part"),
+        ({"EMOAR_PIPELINE__TRACKER__MAX_AGES": "1"}, "unknown TrackerOptions field"),
+        ({"EMOAR_PIPELINE__CLASSIFIER__MODEL": "x"}, "EMOAR_MODEL"),
+        ({"EMOAR_PIPELINE__OVERLAY__SHOW_QUOTE": "maybe"}, "yes/no"),
+    ],
+)
+def test_pipeline_settings_errors(env: dict[str, str], match: str) -> None:
+    with pytest.raises(SettingsError, match=match):
+        Settings.from_env(env)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import dataclasses
 import io
 import logging
 import math
@@ -264,9 +265,9 @@ class Engine:
         self._pools[name] = PipelinePool(pipes)
 
     def _options(self, model: str) -> PipelineOptions:
-        return PipelineOptions.create(
-            model=model, detector=self.settings.detector, num_threads=self.settings.num_threads
-        )
+        """The server's pipeline options (validated with the settings) for one model."""
+        base = self.settings.pipeline
+        return base.replace(classifier=dataclasses.replace(base.classifier, model=model))
 
     def close(self) -> None:
         """Release every pipeline."""

@@ -1,36 +1,59 @@
-"""Settings of the web app: one frozen dataclass, read from ``EMOAR_*`` environment variables.
+"""Settings of the web app on pydantic-settings: ``EMOAR_*`` environment variables, validated
+before any model loads.
 
 Every field can be set as ``EMOAR_<FIELD NAME IN CAPITALS>`` (``EMOAR_MAX_UPLOAD_BYTES=5000000``);
-keyword overrides given to :meth:`Settings.from_env` (the CLI flags) win over the environment.
+the pipeline's stage options nest with ``__`` (``EMOAR_PIPELINE__SMOOTHER__HALF_LIFE_MS=200``).
+Keyword overrides given to :meth:`Settings.from_env` (the CLI flags) win over the environment.
 Tuples are comma-separated lists (``EMOAR_CORS_ORIGINS=http://localhost:3000,http://a.b``),
-booleans accept ``1/0, true/false, yes/no, on/off``.
+booleans accept ``1/0, true/false, yes/no, on/off``. Every error names the variable.
 """
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
-import logging
-import os
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+from pydantic_settings.sources.utils import parse_env_vars
+
+from emoar.pipeline import PipelineOptions
 
 __all__ = ["Settings", "SettingsError"]
 
-logger = logging.getLogger(__name__)
-
 _ENV_PREFIX = "EMOAR_"
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off", ""}
+# The environment read by the next Settings() in this context (None: os.environ).
+_ENVIRON: contextvars.ContextVar[Mapping[str, str] | None] = contextvars.ContextVar(
+    "emoar_environ", default=None
+)
+
+CommaList = Annotated[tuple[str, ...], NoDecode]
 
 
 class SettingsError(ValueError):
     """An invalid setting; the message names the field (and its environment variable)."""
 
 
-@dataclass(frozen=True)
-class Settings:
-    """Configuration of ``emoar serve`` (validated at creation).
+class _MappingEnvSource(EnvSettingsSource):
+    """The environment source, reading a given mapping instead of ``os.environ`` when set."""
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        environ = _ENVIRON.get()
+        if environ is None:
+            return super()._load_env_vars()
+        return parse_env_vars(environ, self.case_sensitive, self.env_ignore_empty, self.env_parse_none_str)
+
+
+class Settings(BaseSettings):
+    """Configuration of ``emoar serve`` (frozen; validated at creation, before any model loads).
 
     Attributes:
         host: interface to bind; loopback by default so nothing is exposed by accident.
@@ -75,73 +98,129 @@ class Settings:
             none, so the rate limit keys on the real peer address and a client cannot pick its
             own by sending the header. Set it to your reverse proxy's address.
         cross_origin_isolation: send COOP/COEP headers so the page may use wasm threads.
+        pipeline: every other stage option of the server's pipelines (tracker, smoother,
+            overlay, test-time augmentation, OOD threshold, detector thresholds), nested:
+            ``EMOAR_PIPELINE__TRACKER__MAX_AGE=10``, ``EMOAR_PIPELINE__CLASSIFIER__TTA=flip``,
+            ``EMOAR_PIPELINE__DETECTOR__MIN_SCORE=0.7``. The model, detector backend and
+            threads are set by ``model``, ``detector`` and ``num_threads`` (one name each).
         log_level: level for uvicorn's logs (the CLI configures logging).
     """
 
+    model_config = SettingsConfigDict(
+        env_prefix=_ENV_PREFIX,
+        env_nested_delimiter="__",
+        frozen=True,
+        extra="forbid",
+        validate_default=False,
+    )
+
     host: str = "127.0.0.1"
-    port: int = 8000
+    port: int = Field(8000, gt=0, lt=65536)
     model: str = "default"
-    models: tuple[str, ...] = ()
+    models: CommaList = ()
     detector: str = "yunet"
-    num_threads: int = 1
-    pipelines_per_model: int = 1
-    max_upload_bytes: int = 10 * 1024 * 1024
-    max_video_bytes: int = 50 * 1024 * 1024
-    max_pixels: int = 40_000_000
-    max_decode_bytes: int = 300_000_000
-    max_images_in_flight: int = 2
-    max_video_frames: int = 600
-    max_video_seconds: float = 60.0
-    max_video_pixels: int = 3840 * 2160
-    video_workers: int = 1
-    video_queue: int = 2
-    max_ws_frame_bytes: int = 4 * 1024 * 1024
-    rate_limit_per_minute: float = 600.0
-    rate_limit_burst: int = 30
-    cors_origins: tuple[str, ...] = ()
-    forwarded_allow_ips: tuple[str, ...] = ()
+    num_threads: int = Field(1, ge=1)
+    pipelines_per_model: int = Field(1, ge=1)
+    max_upload_bytes: int = Field(10 * 1024 * 1024, ge=1)
+    max_video_bytes: int = Field(50 * 1024 * 1024, ge=1)
+    max_pixels: int = Field(40_000_000, ge=1)
+    max_decode_bytes: int = Field(300_000_000, ge=1)
+    max_images_in_flight: int = Field(2, ge=1)
+    max_video_frames: int = Field(600, ge=1)
+    max_video_seconds: float = Field(60.0, gt=0)
+    max_video_pixels: int = Field(3840 * 2160, ge=1)
+    video_workers: int = Field(1, ge=1)
+    video_queue: int = Field(2, ge=0)
+    max_ws_frame_bytes: int = Field(4 * 1024 * 1024, ge=1)
+    rate_limit_per_minute: float = Field(600.0, ge=0)
+    rate_limit_burst: int = Field(30, ge=1)
+    cors_origins: CommaList = ()
+    forwarded_allow_ips: CommaList = ()
     cross_origin_isolation: bool = False
     log_level: str = "warning"
+    pipeline: PipelineOptions = Field(default_factory=PipelineOptions)
 
-    def __post_init__(self) -> None:
-        positive_int = (
-            "num_threads",
-            "pipelines_per_model",
-            "max_upload_bytes",
-            "max_video_bytes",
-            "max_pixels",
-            "max_decode_bytes",
-            "max_images_in_flight",
-            "max_video_frames",
-            "max_video_pixels",
-            "video_workers",
-            "max_ws_frame_bytes",
-            "rate_limit_burst",
-        )
-        for name in positive_int:
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise SettingsError(f"{name} ({_env_name(name)}) must be an integer >= 1, got {value!r}")
-        if (
-            isinstance(self.video_queue, bool)
-            or not isinstance(self.video_queue, int)
-            or self.video_queue < 0
-        ):
-            raise SettingsError(
-                f"video_queue ({_env_name('video_queue')}) must be an integer >= 0, got {self.video_queue!r}"
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, _MappingEnvSource(settings_cls))
+
+    def __init__(self, **values: Any) -> None:
+        try:
+            super().__init__(**values)
+        except ValidationError as e:
+            raise SettingsError(_explain(e)) from None
+
+    @field_validator("models", "cors_origins", "forwarded_allow_ips", mode="before")
+    @classmethod
+    def _comma_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(p.strip() for p in value.split(",") if p.strip())
+        return tuple(value) if isinstance(value, list) else value
+
+    @field_validator("pipeline", mode="before")
+    @classmethod
+    def _pipeline_from_env(cls, value: Any) -> Any:
+        if isinstance(value, dict):  # nested environment variables: build each stage's options
+            from emoar.pipeline import (
+                ClassifierOptions,
+                DetectorOptions,
+                OverlayOptions,
+                SmootherOptions,
+                TrackerOptions,
             )
-        if not 0 < self.port < 65536:
-            raise SettingsError(f"port ({_env_name('port')}) must be in 1..65535, got {self.port}")
-        if not self.max_video_seconds > 0:
-            raise SettingsError(f"max_video_seconds must be > 0 seconds, got {self.max_video_seconds}")
-        if self.rate_limit_per_minute < 0:
-            raise SettingsError(
-                f"rate_limit_per_minute must be >= 0 (0 disables), got {self.rate_limit_per_minute}"
-            )
+
+            kinds = {
+                "classifier": ClassifierOptions,
+                "detector": DetectorOptions,
+                "tracker": TrackerOptions,
+                "smoother": SmootherOptions,
+                "overlay": OverlayOptions,
+            }
+            unknown = set(value) - set(kinds) - {"max_faces"}
+            if unknown:
+                raise ValueError(
+                    f"unknown pipeline part(s) {sorted(unknown)}; available: {', '.join(kinds)}, max_faces"
+                )
+            parts = {k: _build(kinds[k], v) for k, v in value.items() if k in kinds}
+            if "max_faces" in value:
+                parts["max_faces"] = int(value["max_faces"])
+            return PipelineOptions(**parts)
+        return value
+
+    @model_validator(mode="after")
+    def _check(self) -> Settings:
         if not self.model.strip():
-            raise SettingsError("model must be a shipped model name, 'default' or a path to an .onnx file")
+            raise ValueError("model must be a shipped model name, 'default' or a path to an .onnx file")
         if not self.host.strip():
-            raise SettingsError("host must be an interface address such as 127.0.0.1")
+            raise ValueError("host must be an interface address such as 127.0.0.1")
+        c, d = self.pipeline.classifier, self.pipeline.detector
+        if (
+            c.model not in ("default", self.model)
+            or d.name not in ("yunet", self.detector)
+            or c.num_threads not in (1, self.num_threads)
+            or d.num_threads not in (1, self.num_threads)
+        ):
+            raise ValueError(
+                "set the model, detector and threads with EMOAR_MODEL, EMOAR_DETECTOR and EMOAR_NUM_THREADS "
+                "(not under EMOAR_PIPELINE__...)"
+            )
+        # One value, one name: the top-level fields fill the pipeline's classifier and detector.
+        merged = self.pipeline.replace(
+            classifier=dataclasses.replace(c, model=self.model, num_threads=self.num_threads),
+            detector=dataclasses.replace(d, name=self.detector, num_threads=self.num_threads),
+        )
+        object.__setattr__(self, "pipeline", merged)
+        return self
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"Settings are frozen; build new ones (Settings.from_env(..., {name}=...))")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -155,41 +234,72 @@ class Settings:
         Raises:
             SettingsError: unknown field, unparseable value or invalid setting.
         """
-        env = os.environ if environ is None else environ
-        known = {f.name: f for f in fields(cls)}
-        values: dict[str, Any] = {}
-        for name, f in known.items():
-            raw = env.get(_env_name(name))
-            if raw is not None:
-                values[name] = _parse(name, f, raw)
-        for name, value in overrides.items():
+        known = list(cls.model_fields)
+        for name in overrides:
             if name not in known:
                 raise SettingsError(f"Unknown setting {name!r}; available: {', '.join(known)}")
-            if value is not None:
-                values[name] = tuple(value) if isinstance(value, list) else value
-        return cls(**values)
+        token = _ENVIRON.set(environ)
+        try:
+            return cls(**{k: v for k, v in overrides.items() if v is not None})
+        finally:
+            _ENVIRON.reset(token)
 
 
-def _env_name(field_name: str) -> str:
-    return _ENV_PREFIX + field_name.upper()
+def _build(kind: type, values: Any) -> Any:
+    if not isinstance(values, dict):
+        return values
+    names = {f.name for f in dataclasses.fields(kind)}
+    unknown = set(values) - names
+    if unknown:
+        raise ValueError(
+            f"unknown {kind.__name__} field(s) {sorted(unknown)}; available: {', '.join(sorted(names))}"
+        )
+    hints = {f.name: f.type for f in dataclasses.fields(kind)}
+    out = {}
+    for k, v in values.items():
+        out[k] = _coerce(str(hints[k]), v)
+    return kind(**out)
 
 
-def _parse(name: str, f: dataclasses.Field[Any], raw: str) -> Any:
-    kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
-    try:
-        if kind == "bool":
-            low = raw.strip().lower()
-            if low in _TRUE:
-                return True
-            if low in _FALSE:
-                return False
-            raise ValueError("expected 1/0, true/false, yes/no or on/off")
-        if kind == "int":
-            return int(raw.strip().replace("_", ""))
-        if kind == "float":
-            return float(raw.strip())
-        if kind.startswith("tuple"):
-            return tuple(p.strip() for p in raw.split(",") if p.strip())
-        return raw.strip()
-    except ValueError as e:
-        raise SettingsError(f"{_env_name(name)}={raw!r} is not a valid {kind} ({e})") from e
+def _coerce(hint: str, v: Any) -> Any:
+    if not isinstance(v, str):
+        return v
+    low = v.strip().lower()
+    if hint == "bool":
+        if low in ("1", "true", "yes", "on"):
+            return True
+        if low in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(f"expected 1/0, true/false, yes/no or on/off, got {v!r}")
+    if hint.startswith("int"):
+        return int(low.replace("_", ""))
+    if hint.startswith("float"):
+        return float(low)
+    if "None" in hint and low in ("", "none", "null"):
+        return None
+    if "float" in hint:
+        return float(low)
+    if "int" in hint and low.lstrip("-").isdigit():
+        return int(low)
+    return v.strip()
+
+
+def _env_name(loc: tuple[Any, ...]) -> str:
+    return _ENV_PREFIX + "__".join(str(p).upper() for p in loc if isinstance(p, str))
+
+
+def _explain(e: ValidationError) -> str:
+    """One line per problem, each naming the field and its environment variable."""
+    lines = []
+    for err in e.errors()[:5]:
+        loc = tuple(err.get("loc", ()))
+        field_name = ".".join(str(p) for p in loc) or "settings"
+        msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+        if err.get("type") == "extra_forbidden":
+            lines.append(f"Unknown setting {field_name!r}")
+            continue
+        got = err.get("input")
+        shown = f" (got {got!r})" if isinstance(got, str | int | float) else ""
+        where = f"{field_name} ({_env_name(loc)})" if loc else "settings"
+        lines.append(f"{where}: {msg}{shown}")
+    return "; ".join(lines)
