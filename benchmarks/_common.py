@@ -6,7 +6,7 @@ import os
 import platform
 import resource
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED_DATA = os.environ.get("EMOAR_SHARED_DATA", os.path.join(os.path.dirname(REPO), "shared", "data"))
@@ -41,3 +41,27 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
     lines += ["| " + " | ".join(fmt(v) for v in r) + " |" for r in rows]
     return "\n".join(lines)
+
+
+def run_threads(worker: Callable[[], None], n: int) -> float:
+    """Run ``worker`` in ``n`` threads at once; wall time in seconds until all have finished."""
+    import threading
+    import time
+
+    threads = [threading.Thread(target=worker) for _ in range(n)]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return time.perf_counter() - t0
+
+
+def percentiles(values: Sequence[float]) -> tuple[float, float]:
+    """(p50, p95) of ``values`` (NaN when there are fewer than two)."""
+    import statistics
+
+    if len(values) < 2:
+        return float("nan"), float("nan")
+    q = statistics.quantiles(values, n=100)
+    return q[49], q[94]

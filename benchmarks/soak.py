@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import threading
@@ -32,7 +31,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import SHARED_DATA, machine, table  # noqa: E402
+from _common import SHARED_DATA, machine, percentiles, run_threads, table  # noqa: E402
 from web_load import free_port, test_jpeg  # noqa: E402
 
 
@@ -106,22 +105,16 @@ def rest_phase(url: str, pid: int, jpeg: bytes, n: int, concurrency: int) -> dic
                     if finished % 1000 == 0:
                         samples.append((finished, rss_mb(pid)))
 
-    threads = [threading.Thread(target=worker) for _ in range(concurrency)]
-    t0 = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    wall = time.perf_counter() - t0
+    wall = run_threads(worker, concurrency)
     if samples[-1][0] != finished:
         samples.append((finished, rss_mb(pid)))
-    q = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else [float("nan")] * 99
+    p50, p95 = percentiles(latencies)
     return {
         "ok": len(latencies),
         "errors": errors,
         "wall": wall,
-        "p50": q[49],
-        "p95": q[94],
+        "p50": p50,
+        "p95": p95,
         "samples": samples,
     }
 
@@ -176,15 +169,15 @@ def ws_phase(ws_url: str, pid: int, jpeg: bytes, seconds: float, fps: float) -> 
         th.join(timeout=5)
         wall = time.perf_counter() - t0
     samples.append((round(wall), rss_mb(pid)))
-    q = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else [float("nan")] * 99
+    p50, p95 = percentiles(latencies)
     return {
         "sent": seq,
         "results": results,
         "errors": errors,
         "dropped": dropped_last,
         "wall": wall,
-        "p50": q[49],
-        "p95": q[94],
+        "p50": p50,
+        "p95": p95,
         "samples": samples,
     }
 

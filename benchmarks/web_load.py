@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import os
 import socket
-import statistics
 import subprocess
 import sys
 import threading
@@ -24,6 +23,9 @@ from pathlib import Path
 import cv2
 import httpx
 import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _common import percentiles, run_threads  # noqa: E402
 
 
 def test_jpeg(path: Path | None) -> bytes:
@@ -129,21 +131,15 @@ def run_load(url: str, jpeg: bytes, n_requests: int, concurrency: int, warmup: i
                     else:
                         errors += 1
 
-    threads = [threading.Thread(target=worker) for _ in range(concurrency)]
-    t0 = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    wall = time.perf_counter() - t0
-    q = statistics.quantiles(latencies, n=100) if len(latencies) >= 2 else [float("nan")] * 99
+    wall = run_threads(worker, concurrency)
+    p50, p95 = percentiles(latencies)
     return {
         "ok": len(latencies),
         "errors": errors,
         "wall_s": wall,
         "rps": len(latencies) / wall,
-        "p50": q[49],
-        "p95": q[94],
+        "p50": p50,
+        "p95": p95,
     }
 
 

@@ -38,12 +38,23 @@ __all__ = [
     "OverlayOptions",
     "Pipeline",
     "PipelineOptions",
+    "STAGE_OPTIONS",
     "SmootherOptions",
     "StreamState",
     "TrackerOptions",
 ]
 
 logger = logging.getLogger(__name__)
+
+
+#: The stages' option classes, by the name of their PipelineOptions field.
+STAGE_OPTIONS: dict[str, type] = {
+    "classifier": ClassifierOptions,
+    "detector": DetectorOptions,
+    "tracker": TrackerOptions,
+    "smoother": SmootherOptions,
+    "overlay": OverlayOptions,
+}
 
 
 @dataclass(frozen=True)
@@ -76,14 +87,7 @@ class PipelineOptions:
     max_faces: int = 64
 
     def __post_init__(self) -> None:
-        kinds = {
-            "classifier": ClassifierOptions,
-            "detector": DetectorOptions,
-            "tracker": TrackerOptions,
-            "smoother": SmootherOptions,
-            "overlay": OverlayOptions,
-        }
-        for name, kind in kinds.items():
+        for name, kind in STAGE_OPTIONS.items():
             if not isinstance(getattr(self, name), kind):
                 raise TypeError(
                     f"PipelineOptions.{name} must be a {kind.__name__}, got {type(getattr(self, name)).__name__}; "

@@ -168,21 +168,8 @@ class Settings(BaseSettings):
     @classmethod
     def _pipeline_from_env(cls, value: Any) -> Any:
         if isinstance(value, dict):  # nested environment variables: build each stage's options
-            from emoar.pipeline import (
-                ClassifierOptions,
-                DetectorOptions,
-                OverlayOptions,
-                SmootherOptions,
-                TrackerOptions,
-            )
+            from emoar.pipeline import STAGE_OPTIONS as kinds
 
-            kinds = {
-                "classifier": ClassifierOptions,
-                "detector": DetectorOptions,
-                "tracker": TrackerOptions,
-                "smoother": SmootherOptions,
-                "overlay": OverlayOptions,
-            }
             unknown = set(value) - set(kinds) - {"max_faces"}
             if unknown:
                 raise ValueError(
