@@ -49,10 +49,13 @@ def engine() -> Iterator[Engine]:
 
 
 @pytest.fixture(scope="session")
-def make_app(engine: Engine) -> Callable[..., FastAPI]:
-    """Build an app with the shared engine and any settings (``make_app(max_upload_bytes=1000)``)."""
+def make_app(engine: Engine, tmp_path_factory: pytest.TempPathFactory) -> Callable[..., FastAPI]:
+    """Build an app with the shared engine and any settings (``make_app(max_upload_bytes=1000)``).
+    Meeting rooms go to a temporary folder unless ``data_dir`` is given (tests never touch HOME)."""
+    rooms = tmp_path_factory.mktemp("rooms")
 
     def make(**settings: Any) -> FastAPI:
+        settings.setdefault("data_dir", str(rooms))
         return create_app(Settings(**settings), engine=engine)
 
     return make

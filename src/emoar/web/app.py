@@ -30,7 +30,7 @@ from emoar import __version__
 from emoar.web.engine import AdmissionGate, Engine
 from emoar.web.errors import install_error_handlers
 from emoar.web.ratelimit import TokenBucketLimiter
-from emoar.web.routes import api, pages, stream
+from emoar.web.routes import api, pages, rooms, stream
 from emoar.web.settings import Settings
 
 __all__ = ["create_app", "uvicorn_options"]
@@ -117,6 +117,13 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         try:
             yield
         finally:
+            flusher = getattr(app.state, "room_flusher", None)
+            if flusher is not None:
+                flusher.cancel()
+            hub = getattr(app.state, "rooms", None)
+            if hub is not None:
+                hub.store.close()  # writes the queued timeline entries
+                app.state.rooms = None
             if owned:
                 app.state.engine.close()
             app.state.engine = None
@@ -137,6 +144,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     install_error_handlers(app)
     app.include_router(api.router)
     app.include_router(stream.router)
+    app.include_router(rooms.router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(packages=[("emoar.web", "static")]), name="static")
 

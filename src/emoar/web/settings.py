@@ -98,6 +98,16 @@ class Settings(BaseSettings):
             none, so the rate limit keys on the real peer address and a client cannot pick its
             own by sending the header. Set it to your reverse proxy's address.
         cross_origin_isolation: send COOP/COEP headers so the page may use wasm threads.
+        data_dir: folder of the meeting-mode database (SQLite); empty = ``$XDG_DATA_HOME/emoar``
+            (``~/.local/share/emoar``). Created on the first room, not before.
+        database_url: SQLAlchemy URL of the meeting-mode database instead (e.g.
+            ``postgresql+psycopg://...``); empty = the SQLite file in ``data_dir``.
+        room_max_participants: most participants per room; more get HTTP 409.
+        room_stale_after_s: a connected participant with no message for this long shows as
+            ``stale``.
+        room_rate_per_s: sustained messages per second per room connection (more get an
+            ``error`` message and are dropped; other connections are unaffected).
+        room_burst: messages a room connection may send at once before the rate applies.
         pipeline: every other stage option of the server's pipelines (tracker, smoother,
             overlay, test-time augmentation, OOD threshold, detector thresholds), nested:
             ``EMOAR_PIPELINE__TRACKER__MAX_AGE=10``, ``EMOAR_PIPELINE__CLASSIFIER__TTA=flip``,
@@ -138,6 +148,12 @@ class Settings(BaseSettings):
     forwarded_allow_ips: CommaList = ()
     cross_origin_isolation: bool = False
     log_level: str = "warning"
+    data_dir: str = ""
+    database_url: str = ""
+    room_max_participants: int = Field(500, ge=1)
+    room_stale_after_s: float = Field(15.0, gt=0)
+    room_rate_per_s: float = Field(10.0, gt=0)
+    room_burst: int = Field(20, ge=1)
     pipeline: PipelineOptions = Field(default_factory=PipelineOptions)
 
     @classmethod

@@ -1,0 +1,491 @@
+"""Meeting rooms: tokens, roles, visibility, live state and fan-out (one process, in memory).
+
+A room has one host (the token returned at creation) and participants who join with the room's
+join code. What each side receives is decided here, in one place (:meth:`RoomHub.visible_to`):
+
+============  ===================================  ==========================================
+visibility    host                                 participants
+============  ===================================  ==========================================
+host          every participant's tile + mood      their own state
+everyone      every tile + mood                    every tile + mood
+aggregate     the room's mood only (no tiles,      their own state
+              no names, no individual rows)
+============  ===================================  ==========================================
+
+Tokens come from :func:`secrets.token_urlsafe` (256 bits), are stored hashed, compared in
+constant time and scoped to one room and one role.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import csv
+import hmac
+import io
+import json
+import secrets
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from emoar.meeting.protocol import PROTOCOL_VERSION, VISIBILITIES, ClientState
+from emoar.meeting.store import RoomRow, RoomStore, token_hash
+
+__all__ = ["Connection", "Principal", "RoomError", "RoomHub"]
+
+_CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I/L
+
+
+class RoomError(Exception):
+    """A room operation that cannot be done; ``status`` is the HTTP status to answer with."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who a token belongs to.
+
+    Attributes:
+        room_id: the one room the token opens.
+        role: ``host`` or ``participant``.
+        participant: the participant's id (None for the host).
+    """
+
+    room_id: str
+    role: str
+    participant: int | None = None
+
+
+@dataclass(eq=False)
+class Connection:
+    """One websocket of a room; ``queue`` holds the JSON texts still to send to it."""
+
+    principal: Principal
+    queue: asyncio.Queue[str] = field(default_factory=lambda: asyncio.Queue(maxsize=256))
+    dropped: int = 0
+
+    def send(self, msg: dict[str, Any]) -> None:
+        """Queue a message; a client too slow to keep up loses its oldest messages, not others."""
+        text = json.dumps(msg)
+        while True:
+            try:
+                self.queue.put_nowait(text)
+                return
+            except asyncio.QueueFull:
+                with contextlib.suppress(asyncio.QueueEmpty):
+                    self.queue.get_nowait()
+                    self.dropped += 1
+
+
+@dataclass
+class _Live:
+    row: RoomRow
+    labels: tuple[str, ...]
+    conns: set[Connection] = field(default_factory=set)
+    states: dict[int, dict[str, Any]] = field(default_factory=dict)  # participant -> last state
+    seen: dict[int, float] = field(default_factory=dict)  # participant -> last message time
+    online: Counter[int] = field(default_factory=Counter)  # participant -> open sockets
+    names: dict[int, tuple[int, str | None]] = field(default_factory=dict)  # id -> (number, name)
+    connected: set[int] = field(default_factory=set)  # participants who ever opened a socket
+
+
+class RoomHub:
+    """Every room of this server: creation, joining, authentication, live state and fan-out.
+
+    Args:
+        store: the persistence.
+        labels: the expression labels rooms accept (the served model's).
+        stale_after_s: a connected participant with no message for this long shows as ``stale``.
+        max_participants: default limit of participants per room.
+        base_url: prefix for the links returned at creation (``""``: paths only).
+    """
+
+    def __init__(
+        self,
+        store: RoomStore,
+        labels: tuple[str, ...],
+        *,
+        stale_after_s: float = 15.0,
+        max_participants: int = 500,
+        base_url: str = "",
+    ) -> None:
+        self.store = store
+        self.labels = tuple(labels)
+        self.stale_after_s = stale_after_s
+        self.max_participants = max_participants
+        self.base_url = base_url.rstrip("/")
+        self._live: dict[str, _Live] = {}
+
+    # ------------------------------------------------------------------ REST side
+    def create(self, title: str, visibility: str = "host", retention_hours: float = 24.0) -> dict[str, Any]:
+        """A new room; returns its id, the host token (shown once), the join code and links.
+
+        Raises:
+            RoomError: 422 invalid title, visibility or retention.
+        """
+        title = (title or "").strip()
+        if not 1 <= len(title) <= 200:
+            raise RoomError(422, "invalid_title", "title must be 1-200 characters")
+        if visibility not in VISIBILITIES:
+            raise RoomError(422, "invalid_visibility", f"visibility must be one of {', '.join(VISIBILITIES)}")
+        if not 0 < float(retention_hours) <= 24 * 90:
+            raise RoomError(422, "invalid_retention", "retention_hours must be in (0, 2160] (90 days)")
+        now = time.time()
+        room_id = secrets.token_urlsafe(9)
+        host_token = secrets.token_urlsafe(32)
+        code = "".join(secrets.choice(_CODE_ALPHABET) for _ in range(6))
+        row = RoomRow(
+            id=room_id,
+            title=title,
+            visibility=visibility,
+            created_at=now,
+            expires_at=now + float(retention_hours) * 3600.0,
+            ended_at=None,
+            host_token_hash=token_hash(host_token),
+            join_code=code,
+            max_participants=self.max_participants,
+            labels=json.dumps(list(self.labels)),
+        )
+        self.store.add_room(row)
+        return {
+            "room_id": room_id,
+            "host_token": host_token,
+            "join_code": code,
+            "host_url": f"{self.base_url}/meet/{room_id}/host",
+            "join_url": f"{self.base_url}/meet/{room_id}?code={code}",
+            "visibility": visibility,
+            "expires_at": row.expires_at,
+            "protocol": PROTOCOL_VERSION,
+        }
+
+    def _room(self, room_id: str, *, open_only: bool = False) -> RoomRow:
+        row = self.store.room(room_id)
+        if row is None or row.expires_at < time.time():
+            raise RoomError(
+                404, "unknown_room", "No such room (it may have ended its retention or been deleted)"
+            )
+        if open_only and row.ended_at is not None:
+            raise RoomError(410, "room_ended", "The host has ended this room")
+        return row
+
+    def authenticate(self, room_id: str, token: str | None) -> Principal:
+        """The principal of a token for this room.
+
+        Raises:
+            RoomError: 401 missing or wrong token, or a token of another room (nothing else is
+                said, so a token's validity elsewhere does not leak).
+        """
+        if not token:
+            raise RoomError(401, "unauthorized", "A room token is required (Authorization: Bearer <token>)")
+        found = self.store.find_token(token)
+        if found is None or not hmac.compare_digest(found[0].encode(), str(room_id).encode()):
+            raise RoomError(401, "unauthorized", "This token does not open this room")
+        self._room(room_id)
+        return Principal(found[0], found[1], found[2])
+
+    def join(self, room_id: str, code: str, display_name: str | None = None) -> dict[str, Any]:
+        """Join with the room's code; returns the participant token (shown once) and number.
+
+        Raises:
+            RoomError: 404 unknown room, 410 ended, 403 wrong code, 409 room full, 422 name.
+        """
+        row = self._room(room_id, open_only=True)
+        if not hmac.compare_digest(str(code or "").strip().upper().encode(), row.join_code.encode()):
+            raise RoomError(403, "wrong_code", "Wrong join code")
+        name = (display_name or "").strip() or None
+        if name is not None and len(name) > 64:
+            raise RoomError(422, "invalid_name", "display_name must be at most 64 characters")
+        if row.visibility == "aggregate":
+            name = None  # the anonymous mode keeps no names at all
+        if len(self.store.participants(room_id)) >= row.max_participants:
+            raise RoomError(409, "room_full", f"The room is full ({row.max_participants} participants)")
+        token = secrets.token_urlsafe(32)
+        p = self.store.add_participant(room_id, name, token, time.time())
+        self.store.record(room_id, p.id, "join", {"number": p.number, "name": name}, p.joined_at)
+        live = self._live_room(row)
+        live.names[p.id] = (p.number, name)
+        return {
+            "participant_token": token,
+            "number": p.number,
+            "display_name": name,
+            "room": self._room_info(row),
+        }
+
+    def end(self, principal: Principal) -> None:
+        """End the room for everyone (host only); it stays exportable until deleted/expired."""
+        self._require_host(principal)
+        now = time.time()
+        self.store.record(principal.room_id, None, "end", {}, now)
+        self.store.end_room(principal.room_id, now)
+        live = self._live.get(principal.room_id)
+        if live is not None:
+            live.row.ended_at = now
+            for c in list(live.conns):
+                c.send({"type": "ended"})
+
+    def delete(self, principal: Principal) -> None:
+        """Delete the room and all its data (host only)."""
+        self._require_host(principal)
+        live = self._live.pop(principal.room_id, None)
+        if live is not None:
+            for c in list(live.conns):
+                c.send({"type": "ended", "deleted": True})
+        self.store.delete_room(principal.room_id)
+
+    def _require_host(self, principal: Principal) -> None:
+        if principal.role != "host":
+            raise RoomError(403, "forbidden", "Only the room's host can do this")
+
+    # ------------------------------------------------------------------ views
+    def _room_info(self, row: RoomRow) -> dict[str, Any]:
+        return {
+            "room_id": row.id,
+            "title": row.title,
+            "visibility": row.visibility,
+            "created_at": row.created_at,
+            "expires_at": row.expires_at,
+            "ended": row.ended_at is not None,
+            "labels": json.loads(row.labels),
+            "protocol": PROTOCOL_VERSION,
+        }
+
+    def _live_room(self, row: RoomRow) -> _Live:
+        live = self._live.get(row.id)
+        if live is None:
+            live = _Live(row, tuple(json.loads(row.labels)))
+            for p in self.store.participants(row.id):
+                live.names[p.id] = (p.number, p.display_name)
+            self._live[row.id] = live
+        return live
+
+    def _tile(self, live: _Live, pid: int, now: float) -> dict[str, Any]:
+        number, name = live.names.get(pid, (0, None))
+        state = live.states.get(pid)
+        if live.online[pid] == 0:
+            status = "left" if pid in live.connected else "invited"
+        elif state is None:
+            status = "waiting"
+        elif now - live.seen.get(pid, 0.0) > self.stale_after_s:
+            status = "stale"
+        elif state["paused"]:
+            status = "paused"
+        elif not state["face"]:
+            status = "no_face"
+        else:
+            status = "live"
+        return {"participant": number, "name": name, "status": status, "state": state}
+
+    def mood(self, live: _Live, now: float | None = None) -> dict[str, Any]:
+        """The room's distribution now: count of live participants per expression."""
+        now = time.time() if now is None else now
+        counts = {label: 0 for label in live.labels}
+        active = 0
+        for pid, state in live.states.items():
+            if (
+                live.online[pid]
+                and state["expression"]
+                and now - live.seen.get(pid, 0.0) <= self.stale_after_s
+            ):
+                counts[state["expression"]] += 1
+                active += 1
+        return {
+            "counts": counts,
+            "participants": sum(1 for p in live.online if live.online[p]),
+            "active": active,
+        }
+
+    def visible_to(self, principal: Principal, live: _Live) -> str:
+        """What a principal may see of the others: ``tiles``, ``mood`` or ``own``."""
+        vis = live.row.visibility
+        if principal.role == "host":
+            return "mood" if vis == "aggregate" else "tiles"
+        return "tiles" if vis == "everyone" else "own"
+
+    def snapshot(self, principal: Principal) -> dict[str, Any]:
+        """Everything the principal may see now (REST ``GET`` and the websocket's first message)."""
+        row = self._room(principal.room_id)
+        live = self._live_room(row)
+        now = time.time()
+        scope = self.visible_to(principal, live)
+        out: dict[str, Any] = {"type": "snapshot", "room": self._room_info(row), "scope": scope}
+        if scope in ("tiles", "mood"):
+            out["mood"] = self.mood(live, now)
+        if scope == "tiles":
+            out["participants"] = [
+                self._tile(live, pid, now) for pid in sorted(live.names, key=lambda p: live.names[p][0])
+            ]
+        if principal.participant is not None:
+            out["you"] = self._tile(live, principal.participant, now)
+        return out
+
+    # ------------------------------------------------------------------ live side
+    def connect(self, principal: Principal) -> Connection:
+        """Register a websocket of ``principal``; it receives a snapshot first.
+
+        Raises:
+            RoomError: 404/410 the room is gone or ended (for participants).
+        """
+        row = self._room(principal.room_id, open_only=principal.role == "participant")
+        live = self._live_room(row)
+        conn = Connection(principal)
+        live.conns.add(conn)
+        conn.send(self.snapshot(principal))
+        if principal.participant is not None:
+            pid = principal.participant
+            live.connected.add(pid)
+            live.online[pid] += 1
+            if live.online[pid] == 1:
+                self._presence(live, pid, "online")
+        return conn
+
+    def disconnect(self, conn: Connection) -> None:
+        """Unregister a websocket; a participant's last socket leaving shows them ``left``."""
+        live = self._live.get(conn.principal.room_id)
+        if live is None:
+            return
+        live.conns.discard(conn)
+        pid = conn.principal.participant
+        if pid is not None:
+            live.online[pid] = max(0, live.online[pid] - 1)
+            if live.online[pid] == 0:
+                self.store.record(live.row.id, pid, "leave", {}, time.time())
+                self._presence(live, pid, "left")
+
+    def _presence(self, live: _Live, pid: int, status: str) -> None:
+        number, name = live.names.get(pid, (0, None))
+        for c in list(live.conns):
+            scope = self.visible_to(c.principal, live)
+            if scope == "tiles":
+                c.send({"type": "presence", "participant": number, "name": name, "status": status})
+            elif scope == "mood":
+                c.send({"type": "mood", **self.mood(live)})
+
+    def update_state(self, principal: Principal, state: ClientState) -> None:
+        """A participant's new state: stored when it changed, fanned out as visibility allows."""
+        if principal.participant is None:
+            raise RoomError(403, "forbidden", "Only participants send states")
+        live = self._live_room(self._room(principal.room_id, open_only=True))
+        pid, now = principal.participant, time.time()
+        new = state.to_dict()
+        old = live.states.get(pid)
+        live.seen[pid] = now
+        live.states[pid] = new
+        changed = old is None or (old["expression"], old["face"], old["paused"]) != (
+            new["expression"],
+            new["face"],
+            new["paused"],
+        )
+        if changed:
+            self.store.record(live.row.id, pid, "state", new, now)
+        number, name = live.names.get(pid, (0, None))
+        mood = self.mood(live, now) if changed else None
+        for c in list(live.conns):
+            scope = self.visible_to(c.principal, live)
+            if scope == "tiles":
+                c.send({"type": "state", "participant": number, "name": name, "state": new, "t": now})
+                if mood is not None:
+                    c.send({"type": "mood", **mood})
+            elif scope == "mood" and mood is not None:
+                c.send({"type": "mood", **mood})
+            elif c.principal.participant == pid:
+                c.send({"type": "state", "participant": number, "state": new, "t": now, "you": True})
+
+    def react(self, principal: Principal, reaction: str) -> None:
+        """A participant's manual reaction (shown to whoever sees tiles; counted for mood views)."""
+        if principal.participant is None:
+            raise RoomError(403, "forbidden", "Only participants send reactions")
+        live = self._live_room(self._room(principal.room_id, open_only=True))
+        pid, now = principal.participant, time.time()
+        live.seen[pid] = now
+        self.store.record(live.row.id, pid, "reaction", {"reaction": reaction}, now)
+        number, name = live.names.get(pid, (0, None))
+        for c in list(live.conns):
+            scope = self.visible_to(c.principal, live)
+            if scope == "tiles":
+                c.send(
+                    {"type": "reaction", "participant": number, "name": name, "reaction": reaction, "t": now}
+                )
+            elif scope == "mood":
+                c.send({"type": "reaction", "reaction": reaction, "t": now})  # anonymous
+
+    # ------------------------------------------------------------------ export
+    def timeline(self, principal: Principal, fmt: str = "json") -> str:
+        """The room's history for the host: every entry (JSON) or one row per entry (CSV); in an
+        ``aggregate`` room only the room's counts over time, never individual rows.
+
+        Raises:
+            RoomError: 403 not the host; 422 unknown format.
+        """
+        self._require_host(principal)
+        if fmt not in ("json", "csv"):
+            raise RoomError(422, "invalid_format", "format must be json or csv")
+        row = self._room(principal.room_id)
+        labels = tuple(json.loads(row.labels))
+        events = self.store.timeline(row.id)
+        numbers = {p.id: (p.number, p.display_name) for p in self.store.participants(row.id)}
+        if row.visibility == "aggregate":
+            current: dict[int, str | None] = {}
+            rows: list[dict[str, Any]] = []
+            for e in events:
+                if e.kind == "state":
+                    current[e.participant or 0] = e.data.get("expression")
+                elif e.kind == "leave":
+                    current.pop(e.participant or 0, None)
+                else:
+                    continue
+                counts = Counter(v for v in current.values() if v)
+                rows.append({"t": round(e.t, 3), **{label: counts.get(label, 0) for label in labels}})
+            if fmt == "json":
+                return json.dumps({"room": self._room_info(row), "aggregate": rows})
+            return _csv(["t", *labels], [[r["t"], *(r[label] for label in labels)] for r in rows])
+        entries = [
+            {
+                "t": round(e.t, 3),
+                "participant": numbers.get(e.participant or -1, (None, None))[0],
+                "name": numbers.get(e.participant or -1, (None, None))[1],
+                "kind": e.kind,
+                **e.data,
+            }
+            for e in events
+        ]
+        if fmt == "json":
+            return json.dumps({"room": self._room_info(row), "events": entries})
+        header = [
+            "t",
+            "participant",
+            "name",
+            "kind",
+            "expression",
+            "face",
+            "paused",
+            "reaction",
+            *(f"p_{x}" for x in labels),
+        ]
+        body = [
+            [
+                e["t"],
+                e["participant"],
+                e["name"],
+                e["kind"],
+                e.get("expression"),
+                e.get("face"),
+                e.get("paused"),
+                e.get("reaction"),
+                *((e.get("probs") or {}).get(x) for x in labels),
+            ]
+            for e in entries
+        ]
+        return _csv(header, body)
+
+
+def _csv(header: list[str], rows: list[list[Any]]) -> str:
+    out = io.StringIO()
+    w = csv.writer(out, lineterminator="\n")
+    w.writerow(header)
+    w.writerows(["" if v is None else v for v in r] for r in rows)
+    return out.getvalue()
