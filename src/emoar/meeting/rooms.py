@@ -313,6 +313,8 @@ class RoomHub:
         now = time.time()
         scope = self.visible_to(principal, live)
         out: dict[str, Any] = {"type": "snapshot", "room": self._room_info(row), "scope": scope}
+        if principal.role == "host":
+            out["room"]["join_code"] = row.join_code  # the host shares it
         if scope in ("tiles", "mood"):
             out["mood"] = self.mood(live, now)
         if scope == "tiles":

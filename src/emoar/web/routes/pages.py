@@ -101,6 +101,24 @@ async def upload_page() -> HTMLResponse:
     return _page("upload.html")
 
 
+@router.api_route("/meet", methods=["GET", "HEAD"], response_class=HTMLResponse)
+async def meet_page() -> HTMLResponse:
+    """Meeting mode: create a room (with the EU AI Act note) and get its links."""
+    return _page("meet.html")
+
+
+@router.api_route("/meet/{room_id}", methods=["GET", "HEAD"], response_class=HTMLResponse)
+async def meet_join_page(room_id: str) -> HTMLResponse:
+    """A participant's page: consent, local camera preview, own emoji, what is sent, pause."""
+    return _page("meet_join.html")
+
+
+@router.api_route("/meet/{room_id}/host", methods=["GET", "HEAD"], response_class=HTMLResponse)
+async def meet_host_page(room_id: str) -> HTMLResponse:
+    """The host's dashboard: tiles, the room's mood now and over time, export, end, delete."""
+    return _page("meet_host.html")
+
+
 @router.get("/assets/emoji/{name}.png")
 async def emoji(name: str) -> Response:
     """One emoji sprite (straight-alpha PNG) from the overlay's assets."""
