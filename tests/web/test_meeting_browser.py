@@ -111,6 +111,9 @@ def test_host_sees_each_participants_live_emoji(browsers: dict[str, Any], meet_s
             f" return t && t.status === 'live' && t.state && t.state.expression === {json.dumps(sent['expression'])}; }}",
             what=f"{name}'s tile to show {sent['expression']}",
         )
+    ann.click('[data-reaction="confused"]')
+    wait_for(host, "() => window.__emoarHost.reactions >= 1", what="Ann's reaction")
+    assert "confused" in host.inner_text("#tiles")
     # participants of a host-visibility room see nobody else
     assert ann.evaluate("() => Object.keys(window.__emoarJoin.others).length") == 0
     host.screenshot(path=str(ARTIFACTS / "meet_host.png"))
@@ -133,7 +136,8 @@ def test_host_sees_each_participants_live_emoji(browsers: dict[str, Any], meet_s
     wait_for(
         host,
         "() => Object.values(window.__emoarHost.tiles).filter(t => t.name === 'Ann').length === 1 && "
-        "Object.values(window.__emoarHost.tiles).find(t => t.name === 'Ann').status === 'live'",
+        "Object.values(window.__emoarHost.tiles).find(t => t.name === 'Ann').status === 'live' && "
+        "Object.values(window.__emoarHost.tiles).find(t => t.name === 'Ann').state.expression !== null",
         timeout_s=120,
         what="Ann back",
     )

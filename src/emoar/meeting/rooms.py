@@ -360,12 +360,13 @@ class RoomHub:
 
     def _presence(self, live: _Live, pid: int, status: str) -> None:
         number, name = live.names.get(pid, (0, None))
+        mood = self.mood(live)
         for c in list(live.conns):
             scope = self.visible_to(c.principal, live)
             if scope == "tiles":
                 c.send({"type": "presence", "participant": number, "name": name, "status": status})
-            elif scope == "mood":
-                c.send({"type": "mood", **self.mood(live)})
+            if scope in ("tiles", "mood"):
+                c.send({"type": "mood", **mood})
 
     def update_state(self, principal: Principal, state: ClientState) -> None:
         """A participant's new state: stored when it changed, fanned out as visibility allows."""

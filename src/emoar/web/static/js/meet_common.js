@@ -64,7 +64,7 @@ export function tileElement(style, tile) {
   const st = document.createElement("div");
   st.className = "st";
   const conf = expr && tile.state.probs && tile.state.probs[expr] != null ? ` ${Math.round(tile.state.probs[expr] * 100)}%` : "";
-  st.textContent = tile.status === "live" ? `${expr}${conf}` : tile.status.replace("_", " ");
+  st.textContent = tile.status === "live" && expr ? `${expr}${conf}` : tile.status.replace("_", " ");
   const reaction = document.createElement("div");
   reaction.className = "reaction";
   li.append(img, name, st, reaction);

@@ -120,7 +120,7 @@ function onMessage(m) {
     applyTile(t);
   } else if (m.type === "presence") {
     const t = state.tiles[m.participant] || { participant: m.participant, name: m.name, state: null, history: [] };
-    t.status = m.status === "online" ? (t.state ? "live" : "waiting") : "left";
+    t.status = m.status === "online" ? "waiting" : "left";  // live again with its next state
     applyTile(t);
   } else if (m.type === "mood") {
     pushMood(m);

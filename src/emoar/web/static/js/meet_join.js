@@ -52,7 +52,7 @@ function onMessage(m) {
     renderOthers();
   } else if (m.type === "presence") {
     const t = state.others[m.participant] || { participant: m.participant, name: m.name, state: null };
-    t.status = m.status === "online" ? (t.state ? "live" : "waiting") : "left";
+    t.status = m.status === "online" ? "waiting" : "left";
     state.others[m.participant] = t; renderOthers();
   } else if (m.type === "ended") {
     state.ended = true; setStatus("The host ended the room. Your camera is off.");
