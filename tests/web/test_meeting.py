@@ -308,3 +308,22 @@ def test_history_survives_a_restart_exports_and_deletes(
         assert counts == [0, 0, 0]
     finally:
         again.stop()
+
+
+def test_retention_deletes_expired_rooms(tmp_path: Path) -> None:
+    from emoar.meeting.rooms import RoomError, RoomHub
+    from emoar.meeting.store import RoomStore
+
+    store = RoomStore(tmp_path / "db")
+    hub = RoomHub(store, tuple(LABELS))
+    short = hub.create("Short", retention_hours=1)
+    long = hub.create("Long", retention_hours=48)
+    joined = hub.join(short["room_id"], short["join_code"], "Ann")
+    store.flush()
+    assert store.purge_expired(now=time.time() + 2 * 3600) == [short["room_id"]]
+    assert store.room(short["room_id"]) is None and store.room(long["room_id"]) is not None
+    assert store.find_token(joined["participant_token"]) is None and store.timeline(short["room_id"]) == []
+    with pytest.raises(RoomError) as info:
+        hub.authenticate(short["room_id"], short["host_token"])
+    assert info.value.status == 401
+    store.close()
