@@ -208,7 +208,7 @@ def main() -> None:
         table(
             [
                 "participants",
-                "states sent (approx.)",
+                "states sent",
                 "host received",
                 "msgs/s",
                 "p50 ms",
