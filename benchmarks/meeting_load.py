@@ -96,7 +96,9 @@ async def run(url: str, pid: int, n: int, rate: float, seconds: float) -> dict:
 
     async def host() -> None:
         nonlocal received
-        async with connect(ws_base + room["host_token"], max_size=None, open_timeout=60) as ws:
+        async with connect(
+            ws_base + room["host_token"], max_size=None, open_timeout=60, ping_interval=None
+        ) as ws:
             while not stop.is_set():
                 try:
                     msg = json.loads(await asyncio.wait_for(ws.recv(), timeout=1.0))
@@ -113,8 +115,18 @@ async def run(url: str, pid: int, n: int, rate: float, seconds: float) -> dict:
     async def participant(i: int, token: str) -> None:
         nonlocal sent
         name = f"p{i}"
-        async with connect(ws_base + token, open_timeout=60) as ws:
+        async with connect(ws_base + token, open_timeout=60, ping_interval=None) as ws:
             await ws.recv()  # snapshot
+
+            async def drain() -> None:  # read what the server sends (own echoes, errors)
+                try:
+                    async for raw in ws:
+                        if json.loads(raw)["type"] == "error":
+                            errors["participant"] += 1
+                except Exception:
+                    pass
+
+            reader = asyncio.create_task(drain())
             await asyncio.sleep(random.random() / rate)  # spread the sends over the period
             k = i
             end = time.perf_counter() + seconds
@@ -124,26 +136,17 @@ async def run(url: str, pid: int, n: int, rate: float, seconds: float) -> dict:
                 sent_at[(name, expr)] = time.perf_counter()
                 last_sent[name] = expr
                 sent += 1
-                await ws.send(
-                    json.dumps(
-                        {
-                            "type": "state",
-                            "expression": expr,
-                            "probs": _probs(expr),
-                            "face": True,
-                            "paused": False,
-                        }
-                    )
-                )
+                msg = {
+                    "type": "state",
+                    "expression": expr,
+                    "probs": _probs(expr),
+                    "face": True,
+                    "paused": False,
+                }
+                await ws.send(json.dumps(msg))
                 await asyncio.sleep(1.0 / rate)
-            # drain our own echoes/errors without blocking
-            try:
-                while True:
-                    m = json.loads(await asyncio.wait_for(ws.recv(), timeout=0.5))
-                    if m["type"] == "error":
-                        errors["participant"] += 1
-            except (TimeoutError, Exception):
-                pass
+            await asyncio.sleep(0.5)
+            reader.cancel()
 
     host_task = asyncio.create_task(host())
     await asyncio.sleep(1.0)
@@ -172,7 +175,7 @@ async def run(url: str, pid: int, n: int, rate: float, seconds: float) -> dict:
     final = {t["name"]: (t["state"] or {}).get("expression") for t in view["participants"]}
     lost = sum(1 for name, expr in last_sent.items() if final.get(name) != expr)
     return {
-        "sent": len(sent_at) and sum(1 for _ in last_sent),
+        "sent": sent,
         "wall": wall,
         "latencies": latencies,
         "received": received,
