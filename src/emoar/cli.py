@@ -271,6 +271,91 @@ def cmd_webcam(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_meeting_create(args: argparse.Namespace) -> int:
+    from emoar.meeting.client import MeetingError, create_room
+
+    try:
+        room = create_room(args.server, args.title, args.visibility, args.retention_hours)
+    except MeetingError as e:
+        raise CliError(str(e)) from e
+    host = f"{args.server.rstrip('/')}/meet/{room['room_id']}/host#token={room['host_token']}"
+    if args.json:
+        print(json.dumps({**room, "host_dashboard": host}))
+    else:
+        print(f"room {room['room_id']} ({room['visibility']}), join code {room['join_code']}")
+        print(f"participants: {room['join_url']}")
+        print(f"host dashboard (keep it private, it holds the host key): {host}")
+    return 0
+
+
+def cmd_meeting_join(args: argparse.Namespace) -> int:
+    from emoar.io import VideoOpenError, VideoSource
+    from emoar.meeting.client import (
+        MeetingError,
+        join_room,
+        open_virtual_camera,
+        parse_join_url,
+        render_avatar,
+    )
+
+    try:
+        link = parse_join_url(args.url, args.code)
+    except MeetingError as e:
+        raise CliError(str(e)) from e
+    try:
+        src = VideoSource(int(args.camera) if str(args.camera).isdigit() else args.camera)
+    except VideoOpenError as e:
+        raise CliError(f"{e}. Pass --camera N for another camera, or a video file") from e
+    cam = None
+    if args.virtual_camera:
+        try:
+            cam = open_virtual_camera(640, 480, 15)
+        except MeetingError as e:
+            src.close()
+            raise CliError(str(e)) from e
+    pipe = _load_pipeline(args)
+
+    def show(msg: dict[str, Any]) -> None:
+        if not args.quiet:
+            print(f"sent: {json.dumps(msg)}", file=sys.stderr)
+
+    def avatar(msg: dict[str, Any]) -> None:
+        if cam is not None:
+            cam.send(render_avatar(msg["expression"], face=msg["face"], paused=msg["paused"]))
+            cam.sleep_until_next_frame()
+
+    print(
+        "Only the expression label, its probabilities and 'face found' are sent; no image leaves this "
+        "machine. Ctrl-C leaves the room.",
+        file=sys.stderr,
+    )
+    with pipe, src:
+        stream = pipe.new_stream()
+        try:
+            out = join_room(
+                link,
+                src,
+                lambda frame, i, ts: pipe.process(frame, stream=stream, frame_index=i, timestamp_ms=ts),
+                display_name=args.name,
+                on_send=show,
+                on_frame=avatar,
+                max_frames=args.max_frames,
+            )
+        except MeetingError as e:
+            raise CliError(str(e)) from e
+        except KeyboardInterrupt:
+            return 0
+        finally:
+            if cam is not None:
+                cam.close()
+    print(
+        f"left the room after {out['frames']} frames ({out['sent']} messages sent)"
+        + ("; the host ended the room" if out.get("ended") else ""),
+        file=sys.stderr,
+    )
+    return 0
+
+
 def _open_display() -> Any:
     """A callable showing a BGR frame in a window (False when closed), or None if impossible."""
     if sys.platform.startswith("linux") and not (
@@ -648,6 +733,33 @@ def build_parser() -> argparse.ArgumentParser:
     )
     x.add_argument("--name", help="model name stored in the file")
     x.set_defaults(func=cmd_export)
+
+    mt = sub.add_parser("meeting", help="meeting mode from the command line: create a room, join one")
+    msub = mt.add_subparsers(dest="meeting_verb", required=True, metavar="ACTION")
+    mc = msub.add_parser("create", help="create a room on a running 'emoar serve' and print its links")
+    mc.add_argument("--title", required=True)
+    mc.add_argument("--visibility", default="host", choices=["host", "everyone", "aggregate"])
+    mc.add_argument("--retention-hours", type=float, default=24.0, help="how long the room's history is kept")
+    mc.add_argument(
+        "--server", default="http://127.0.0.1:8000", help="the emoar server (default %(default)s)"
+    )
+    mc.add_argument("--json", action="store_true", help="print the room as JSON")
+    mc.set_defaults(func=cmd_meeting_create)
+    mj = msub.add_parser(
+        "join", help="join a room as a participant with this machine's camera (only the expression is sent)"
+    )
+    mj.add_argument("url", metavar="URL", help="the participant link (http://HOST:PORT/meet/ROOM?code=CODE)")
+    mj.add_argument("--code", help="the join code, if the link has none")
+    mj.add_argument("--name", help="display name (default: anonymous)")
+    mj.add_argument("--camera", default="0", help="camera index, device path or a video file (default 0)")
+    mj.add_argument(
+        "--virtual-camera",
+        action="store_true",
+        help="also show your live emoji avatar as a virtual webcam (pyvirtualcam; v4l2loopback on Linux, OBS elsewhere)",
+    )
+    mj.add_argument("--max-frames", type=int, default=0, help="leave after N frames (0 = until Ctrl-C)")
+    _add_pipeline_args(mj)
+    mj.set_defaults(func=cmd_meeting_join)
 
     m = sub.add_parser("models", help="list shipped models with their measured accuracy")
     m.add_argument("--json", action="store_true")
