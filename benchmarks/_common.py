@@ -7,6 +7,7 @@ import platform
 import resource
 import sys
 from collections.abc import Callable, Sequence
+from typing import Any
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED_DATA = os.environ.get("EMOAR_SHARED_DATA", os.path.join(os.path.dirname(REPO), "shared", "data"))
@@ -65,3 +66,33 @@ def percentiles(values: Sequence[float]) -> tuple[float, float]:
         return float("nan"), float("nan")
     q = statistics.quantiles(values, n=100)
     return q[49], q[94]
+
+
+def start_emoar_serve(port: int, env: dict[str, str] | None = None) -> Any:
+    """``emoar serve`` (the real CLI) on a loopback port, with the rate limit off; returns the
+    process once ``/v1/models`` answers (SystemExit when it does not start within 120 s)."""
+    import subprocess
+    import time
+
+    import httpx
+
+    full = {**os.environ, "EMOAR_RATE_LIMIT_PER_MINUTE": "0", "OMP_NUM_THREADS": "1", **(env or {})}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "emoar.cli", "serve", "--port", str(port)],
+        env=full,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            err = proc.stderr.read().decode()[-2000:] if proc.stderr else ""
+            raise SystemExit(f"emoar serve exited: {err}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/v1/models", timeout=2).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    proc.kill()
+    raise SystemExit("emoar serve did not start within 120 s")

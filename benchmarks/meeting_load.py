@@ -27,9 +27,9 @@ import time
 import httpx
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import machine, percentiles, table  # noqa: E402
+from _common import machine, percentiles, start_emoar_serve, table  # noqa: E402
 from soak import rss_mb  # noqa: E402
-from web_load import free_port  # noqa: E402
+from web_load import free_port, stop_server  # noqa: E402
 
 LABELS = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
 
@@ -43,34 +43,8 @@ def _probs(top: str) -> dict[str, float]:
 
 def start_server(data_dir: str, participants: int) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
-    env = {
-        **os.environ,
-        "EMOAR_RATE_LIMIT_PER_MINUTE": "0",
-        "EMOAR_DATA_DIR": data_dir,
-        "EMOAR_ROOM_MAX_PARTICIPANTS": str(participants + 10),
-        "OMP_NUM_THREADS": "1",
-    }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "emoar.cli", "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(
-                f"emoar serve exited: {proc.stderr.read().decode()[-2000:] if proc.stderr else ''}"
-            )
-        try:
-            if httpx.get(f"{url}/v1/models", timeout=2).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    proc.kill()
-    raise SystemExit("emoar serve did not start within 120 s")
+    env = {"EMOAR_DATA_DIR": data_dir, "EMOAR_ROOM_MAX_PARTICIPANTS": str(participants + 10)}
+    return start_emoar_serve(port, env), f"http://127.0.0.1:{port}"
 
 
 async def run(url: str, pid: int, n: int, rate: float, seconds: float) -> dict:
@@ -197,11 +171,7 @@ def main() -> None:
         try:
             r = asyncio.run(run(url, proc.pid, a.participants, a.rate, a.seconds))
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop_server(proc)
     p50, p95 = percentiles(r["latencies"])
     print(
         f"\n{machine()}; emoar serve on loopback; one room, {a.participants} participants at {a.rate:g} Hz "

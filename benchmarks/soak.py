@@ -31,8 +31,8 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import SHARED_DATA, machine, percentiles, run_threads, table  # noqa: E402
-from web_load import free_port, test_jpeg  # noqa: E402
+from _common import SHARED_DATA, machine, percentiles, run_threads, start_emoar_serve, table  # noqa: E402
+from web_load import free_port, stop_server, test_jpeg  # noqa: E402
 
 
 def rss_mb(pid: int) -> float:
@@ -45,27 +45,8 @@ def rss_mb(pid: int) -> float:
 
 
 def start(port: int) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "EMOAR_RATE_LIMIT_PER_MINUTE": "0", "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "emoar.cli", "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(
-                f"emoar serve exited: {proc.stderr.read().decode()[-2000:] if proc.stderr else ''}"
-            )
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/v1/models", timeout=2).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    proc.kill()
-    raise SystemExit("emoar serve did not start within 120 s")
+    proc: subprocess.Popen[bytes] = start_emoar_serve(port)
+    return proc
 
 
 def rest_phase(url: str, pid: int, jpeg: bytes, n: int, concurrency: int) -> dict:
@@ -209,11 +190,7 @@ def main() -> None:
         rest = rest_phase(url, proc.pid, jpeg, a.requests, a.concurrency) if a.requests else None
         ws = ws_phase(ws_url, proc.pid, jpeg, a.ws_seconds, a.fps) if a.ws_seconds > 0 else None
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_server(proc)
     print(
         f"\n{machine()}; emoar serve, default settings (rate limit off), loopback; "
         f"640x480 JPEG of {a.image.name} ({len(jpeg) / 1024:.0f} KB); RSS after {a.warmup} warm-up requests: {idle:.0f} MB"

@@ -185,6 +185,15 @@ async def room_timeline(
     return Response(text, media_type="application/json")
 
 
+async def _host_action(hub: RoomHub, room_id: str, authorization: str | None, action: str) -> Response:
+    principal = _principal(hub, room_id, authorization)
+    try:
+        await run_in_threadpool(getattr(hub, action), principal)
+    except RoomError as e:
+        raise _api(e) from e
+    return Response(status_code=204)
+
+
 @router.post("/v1/rooms/{room_id}/end", status_code=204, responses=_ROOM_ERRORS)
 async def end_room(
     room_id: str,
@@ -192,12 +201,7 @@ async def end_room(
     hub: RoomHub = Depends(get_rooms),  # noqa: B008
 ) -> Response:
     """End the room for everyone (host only); its history stays exportable until deleted."""
-    principal = _principal(hub, room_id, authorization)
-    try:
-        await run_in_threadpool(hub.end, principal)
-    except RoomError as e:
-        raise _api(e) from e
-    return Response(status_code=204)
+    return await _host_action(hub, room_id, authorization, "end")
 
 
 @router.delete("/v1/rooms/{room_id}", status_code=204, responses=_ROOM_ERRORS)
@@ -207,12 +211,7 @@ async def delete_room(
     hub: RoomHub = Depends(get_rooms),  # noqa: B008
 ) -> Response:
     """Delete the room and every record of it (host only)."""
-    principal = _principal(hub, room_id, authorization)
-    try:
-        await run_in_threadpool(hub.delete, principal)
-    except RoomError as e:
-        raise _api(e) from e
-    return Response(status_code=204)
+    return await _host_action(hub, room_id, authorization, "delete")
 
 
 @router.websocket("/v1/rooms/{room_id}/ws")
