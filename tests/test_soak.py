@@ -2,7 +2,7 @@
 
 Each soak runs in a fresh interpreter so other tests' allocations do not blur the reading.
 ``yuface`` 2023.5.1's own ``detect()`` wrapper leaked 37 KB per call (3,000 calls on a 320x240
-frame: +111 MB); emoar calls the library with a buffer it owns, and these tests hold it to a
+frame: +106 MB); emoar calls the library with a buffer it owns, and these tests hold it to a
 few MB over the same number of calls. The slow variant runs 20,000 calls.
 """
 
@@ -69,7 +69,7 @@ def test_yunet_detector_memory_is_flat_over_3000_calls(photos_dir: Path) -> None
     assert r["found"] == 1  # it really detected the face every time (last call checked)
     assert not r["yuface_wrapper"], "the leaking yuface.detect wrapper must never be imported"
     growth = max(r["readings"]) - r["start"]
-    # The leak this guards against: +111 MB over 3,000 calls. Allocator noise: ~1 MB.
+    # The leak this guards against: +106 MB over 3,000 calls. Allocator noise: ~1 MB.
     assert growth < 4.0, f"RSS grew {growth:.1f} MB over 3000 detector calls: {r}"
 
 
