@@ -71,7 +71,9 @@ function drawTimeline() {
   const W = c.width, H = c.height, s = state.series;
   ctx.clearRect(0, 0, W, H);
   if (s.length < 2) return;
-  const n = s.length, x = (i) => (i / (n - 1)) * W;
+  // x is time: the first sample at the left edge, the newest at the right
+  const n = s.length, t0 = s[0].t, span = Math.max(1e-3, s[n - 1].t - t0);
+  const x = (i) => ((s[i].t - t0) / span) * W;
   const totals = s.map((p) => Math.max(1, Object.values(p.counts).reduce((a, b) => a + b, 0)));
   let base = new Array(n).fill(0);
   for (const l of labels) {
@@ -136,6 +138,9 @@ function onMessage(m) {
   }
   renderTiles();
 }
+
+// The timeline moves on while nothing changes: the current mood is sampled every 5 s.
+setInterval(() => { if (state.mood && !state.ended) pushMood(state.mood); }, 5000);
 
 // Participants who stopped sending show as stale (the server's own view refreshes every 10 s).
 setInterval(() => {
