@@ -1,5 +1,5 @@
-"""Meeting mode in real browsers: a host dashboard and two participants, each participant in its
-own headless Chromium whose fake camera plays a different real face (y4m clips of the shared
+"""Meeting mode in real browsers: a host dashboard and three participants, each participant in
+its own headless Chromium whose fake camera plays a different real face (y4m clips of the shared
 photos). The participants' own browsers infer the expressions; the host's tiles show what they
 sent; pause shows *paused*, closing a page shows *left*, a reload keeps the same tile, and an
 aggregate room shows no names. Screenshots go to artifacts/web/."""
@@ -38,6 +38,11 @@ def browsers(photos_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
         y4m = folder / f"{Path(name).stem}.y4m"
         y4m.write_bytes(y4m_bytes(letterbox_640x480(cv2.imread(str(photos_dir / name))), n_frames=3))
         cams[name] = y4m
+    # A third person: one smiling face cut out of the stage photo (about 35 px there), enlarged.
+    stage = cv2.imread(str(photos_dir / "stage_group.jpg"))
+    crop = stage[62:186, 377:479]
+    cams["stage_face"] = folder / "stage_face.y4m"
+    cams["stage_face"].write_bytes(y4m_bytes(letterbox_640x480(crop), n_frames=3))
     with sync_api.sync_playwright() as p:
         out = {
             "host": p.chromium.launch(
@@ -47,6 +52,7 @@ def browsers(photos_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
             "bo": p.chromium.launch(
                 executable_path=str(CHROMIUM), args=chromium_args(cams["portrait_2.jpg"])
             ),
+            "cy": p.chromium.launch(executable_path=str(CHROMIUM), args=chromium_args(cams["stage_face"])),
         }
         yield out
         for b in out.values():
@@ -95,7 +101,8 @@ def test_host_sees_each_participants_live_emoji(browsers: dict[str, Any], meet_s
     assert room["join_code"] in host.inner_text("#room-code")
     actx, ann, ann_errs = _join(browsers["ann"], room["join_url"], "Ann")
     bctx, bo, bo_errs = _join(browsers["bo"], room["join_url"], "Bo")
-    for name, page in (("Ann", ann), ("Bo", bo)):
+    cctx, cy, cy_errs = _join(browsers["cy"], room["join_url"], "Cy")
+    for name, page in (("Ann", ann), ("Bo", bo), ("Cy", cy)):
         sent = page.evaluate("() => window.__emoarJoin.lastSent")
         assert set(sent) == {
             "type",
@@ -141,9 +148,15 @@ def test_host_sees_each_participants_live_emoji(browsers: dict[str, Any], meet_s
         timeout_s=120,
         what="Ann back",
     )
-    assert len(_tiles(host)) == 2
+    assert len(_tiles(host)) == 3
     host.screenshot(path=str(ARTIFACTS / "meet_host_after.png"))
-    assert not host_errs and not ann_errs and not bo_errs, (host_errs, ann_errs, bo_errs)
+    assert not host_errs and not ann_errs and not bo_errs and not cy_errs, (
+        host_errs,
+        ann_errs,
+        bo_errs,
+        cy_errs,
+    )
+    cctx.close()
     actx.close()
     hctx.close()
 
