@@ -35,54 +35,68 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class ModelInfo:
-    """What a model file says about itself.
+    """What a model file says about itself: its path, the stored pairs and their typed form; the
+    other attributes read from :attr:`meta`.
 
     Attributes:
         path: the .onnx file.
-        name: model name.
-        labels: class names in output order.
-        input_size: (height, width) of the input crop in pixels.
-        mean: pixel mean in [0, 1] units.
-        std: pixel std in [0, 1] units.
-        ood_quantiles: 101 quantiles of the OOD output on held-out real faces (or empty).
-        ood_output: the graph output those quantiles describe (``ood``; ``rmd`` in files
-            exported before the face / non-face discriminator existed).
-        ood_threshold: score in [0, 1] above which a face is ``uncertain``.
-        metrics: measured metrics stored at export time.
         metadata: every ``metadata_props`` entry, as stored.
         meta: the same, typed (:class:`emoar.modelmeta.ModelMeta`).
     """
 
     path: Path
-    name: str
-    labels: tuple[str, ...]
-    input_size: tuple[int, int]
-    mean: float
-    std: float
-    ood_quantiles: tuple[float, ...]
-    ood_threshold: float
-    metrics: dict[str, Any]
     metadata: dict[str, str]
     meta: ModelMeta
-    ood_output: str = "rmd"
+
+    @property
+    def name(self) -> str:
+        """Model name."""
+        return self.meta.name
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """Class names in output order."""
+        return self.meta.labels
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        """(height, width) of the input crop in pixels."""
+        return self.meta.input_size
+
+    @property
+    def mean(self) -> float:
+        """Pixel mean in [0, 1] units."""
+        return float(self.meta.mean)
+
+    @property
+    def std(self) -> float:
+        """Pixel std in [0, 1] units."""
+        return float(self.meta.std)
+
+    @property
+    def ood_quantiles(self) -> tuple[float, ...]:
+        """101 quantiles of the OOD output on held-out real faces (or empty)."""
+        return self.meta.ood_quantiles
+
+    @property
+    def ood_output(self) -> str:
+        """The graph output the quantiles describe (``ood``; ``rmd`` in older files)."""
+        return self.meta.ood_output
+
+    @property
+    def ood_threshold(self) -> float:
+        """Score in [0, 1] above which a face is ``uncertain``."""
+        return float(self.meta.ood_threshold)
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        """Measured metrics stored at export time."""
+        return dict(self.meta.metrics)
 
 
 def _parse_info(path: Path, props: dict[str, str]) -> ModelInfo:
     meta = ModelMeta.from_props(props, source=str(path), default_name=path.stem)
-    return ModelInfo(
-        path,
-        meta.name,
-        meta.labels,
-        meta.input_size,
-        float(meta.mean),
-        float(meta.std),
-        meta.ood_quantiles,
-        float(meta.ood_threshold),
-        dict(meta.metrics),
-        dict(props),
-        meta,
-        meta.ood_output,
-    )
+    return ModelInfo(path, dict(props), meta)
 
 
 def _format_hint(p: Path) -> str:
@@ -238,10 +252,8 @@ class ExpressionClassifier:
         if ood_threshold is not None:
             if not 0.0 <= ood_threshold <= 1.0:
                 raise ValueError(f"ood_threshold must be in [0, 1], got {ood_threshold}")
-            thr = float(ood_threshold)
-            self.info = dataclasses.replace(
-                self.info, ood_threshold=thr, meta=self.info.meta.replace(ood_threshold=thr)
-            )
+            tuned = self.info.meta.replace(ood_threshold=float(ood_threshold))
+            self.info = dataclasses.replace(self.info, meta=tuned)
         outs = [o.name for o in self._session.get_outputs()]
         _check_outputs(p, self.info, outs)
         # _check_outputs made sure the OOD output exists whenever there are quantiles to score it

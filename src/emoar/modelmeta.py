@@ -161,7 +161,3 @@ class ModelMeta:
     def with_extra(self, **entries: str) -> ModelMeta:
         """A copy with more ``emoar.<key>`` entries in ``extra`` (e.g. ``weight_storage=...``)."""
         return self.replace(extra={**self.extra, **{_PREFIX + k: str(v) for k, v in entries.items()}})
-
-    def get(self, key: str, default: str | None = None) -> str | None:
-        """One stored value by its full key (``"emoar.arch"``), as written in the file."""
-        return self.to_props().get(key, default)

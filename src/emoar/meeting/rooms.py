@@ -63,11 +63,13 @@ class Principal:
 
 @dataclass(eq=False)
 class Connection:
-    """One websocket of a room; ``queue`` holds the JSON texts still to send to it."""
+    """One websocket of a room; ``queue`` holds the JSON texts still to send to it, and
+    ``finished`` says the room is over for it (nothing follows what is queued)."""
 
     principal: Principal
     queue: asyncio.Queue[str] = field(default_factory=lambda: asyncio.Queue(maxsize=256))
     dropped: int = 0
+    finished: bool = False
 
     def send(self, msg: dict[str, Any]) -> None:
         """Queue a message; a client too slow to keep up loses its oldest messages, not others."""
@@ -80,6 +82,11 @@ class Connection:
                 with contextlib.suppress(asyncio.QueueEmpty):
                     self.queue.get_nowait()
                     self.dropped += 1
+
+    def finish(self, msg: dict[str, Any]) -> None:
+        """Queue the last message of the room (``ended``)."""
+        self.send(msg)
+        self.finished = True
 
 
 @dataclass
@@ -202,7 +209,7 @@ class RoomHub:
             raise RoomError(422, "invalid_name", "display_name must be at most 64 characters")
         if row.visibility == "aggregate":
             name = None  # the anonymous mode keeps no names at all
-        if len(self.store.participants(room_id)) >= row.max_participants:
+        if self.store.participant_count(room_id) >= row.max_participants:
             raise RoomError(409, "room_full", f"The room is full ({row.max_participants} participants)")
         token = secrets.token_urlsafe(32)
         p = self.store.add_participant(room_id, name, token, time.time())
@@ -226,7 +233,7 @@ class RoomHub:
         if live is not None:
             live.row.ended_at = now
             for c in list(live.conns):
-                c.send({"type": "ended"})
+                c.finish({"type": "ended"})
 
     def delete(self, principal: Principal) -> None:
         """Delete the room and all its data (host only)."""
@@ -234,7 +241,7 @@ class RoomHub:
         live = self._live.pop(principal.room_id, None)
         if live is not None:
             for c in list(live.conns):
-                c.send({"type": "ended", "deleted": True})
+                c.finish({"type": "ended", "deleted": True})
         self.store.delete_room(principal.room_id)
 
     def _require_host(self, principal: Principal) -> None:

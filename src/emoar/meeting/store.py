@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Float, ForeignKey, Integer, String, Text, create_engine, delete, event, select
+from sqlalchemy import Float, ForeignKey, Integer, String, Text, create_engine, delete, event, func, select
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 __all__ = ["EventRow", "ParticipantRow", "RoomRow", "RoomStore", "token_hash"]
 
@@ -144,10 +144,20 @@ class RoomStore:
         return ids
 
     # ------------------------------------------------------------------ participants
+    def participant_count(self, room_id: str) -> int:
+        """How many participants ever joined the room."""
+        with self._session() as s:
+            return self._count(s, room_id)
+
+    @staticmethod
+    def _count(s: Session, room_id: str) -> int:
+        q = select(func.count()).select_from(ParticipantRow).where(ParticipantRow.room_id == room_id)
+        return int(s.execute(q).scalar_one())
+
     def add_participant(self, room_id: str, display_name: str | None, token: str, t: float) -> ParticipantRow:
         """A new participant with the next anonymous number of the room."""
         with self._session.begin() as s:
-            n = len(s.execute(select(ParticipantRow.id).where(ParticipantRow.room_id == room_id)).all())
+            n = self._count(s, room_id)
             row = ParticipantRow(
                 room_id=room_id,
                 number=n + 1,

@@ -223,7 +223,9 @@ async def model_file(
     already holds the model revalidates with ``If-None-Match`` and gets ``304`` without a body.
     """
     model = engine.model(_resolve_model(engine, name))
-    etag = f'"{await run_in_threadpool(_file_digest, model.path)}"'
+    # shipped models carry their SHA-256 in the registry; other files are hashed once per mtime
+    digest = model.sha256 or await run_in_threadpool(_file_digest, model.path)
+    etag = f'"{digest}"'
     headers = {"Cache-Control": "public, max-age=3600, must-revalidate", "ETag": etag}
     if if_none_match is not None:
         tags = {t.strip().removeprefix("W/") for t in if_none_match.split(",")}

@@ -242,7 +242,7 @@ async def room_socket(
         while True:
             text = await conn.queue.get()
             await ws.send_text(text)
-            if '"type": "ended"' in text and principal.role == "participant":
+            if conn.finished and conn.queue.empty() and principal.role == "participant":
                 await ws.close(code=1000)
                 return
 
