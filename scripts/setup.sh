@@ -13,13 +13,17 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   .venv/bin/python -m pip install -q --upgrade pip
   # torch is pinned to the CPU build (a looser spec pulls several GB of CUDA packages).
   .venv/bin/python -m pip install -q "torch==2.13.0"
-  .venv/bin/python -m pip install -q -e ".[train,web,dev,litert]"
+  .venv/bin/python -m pip install -q -e ".[train,web,dev,litert,broker]"
   echo "$want" > "$stamp"
 fi
-# Browser tests drive Debian's Chromium through Playwright (never `playwright install`).
-if [ ! -x /usr/bin/chromium ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-  { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; } \
-    || echo "warning: could not install chromium; the browser tests will skip" >&2
+# Browser tests drive Debian's Chromium through Playwright (never `playwright install`); the
+# multi-server meeting test runs a real redis-server (started by the tests on a loopback port).
+missing=()
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+command -v redis-server >/dev/null || missing+=(redis-server)
+if [ ${#missing[@]} -gt 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  { apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null; } \
+    || echo "warning: could not install ${missing[*]}; the tests that need them will skip" >&2
 fi
 # Front-end packages (onnxruntime-web, MediaPipe, Swagger UI) from web/package-lock.json, copied
 # into src/emoar/web/static/vendor/ (gitignored) so the pages fetch nothing from a CDN.

@@ -327,3 +327,29 @@ def test_retention_deletes_expired_rooms(tmp_path: Path) -> None:
         hub.authenticate(short["room_id"], short["host_token"])
     assert info.value.status == 401
     store.close()
+
+
+def test_idle_sockets_are_closed_and_pings_keep_them(make_app: Callable[..., Any], data_dir: Path) -> None:
+    from websockets.exceptions import ConnectionClosed
+
+    s = LiveServer(make_app(data_dir=str(data_dir), room_idle_timeout_s=1.0)).start()
+    try:
+        with httpx.Client(base_url=s.url) as http:
+            room = _room(http)
+            joined = _join(http, room, "Ann")
+        with _ws(s, room, room["host_token"]) as quiet, _ws(s, room, joined["participant_token"]) as pinging:
+            t0 = time.monotonic()
+            for _ in range(8):  # 2.4 s of pings every 0.3 s: the application heartbeat
+                pinging.send(json.dumps({"type": "ping", "t": 1}))
+                time.sleep(0.3)
+            # the host sent nothing for > 1 s: the server closed it ("going away": reconnect)
+            with pytest.raises(ConnectionClosed) as e:
+                while True:
+                    quiet.recv(timeout=5)
+            assert e.value.rcvd is not None and e.value.rcvd.code == 1001
+            assert time.monotonic() - t0 < 4
+            pinging.send(_state("happy"))
+            assert _recv_until(pinging, "pong")["t"] == 1
+            assert _recv_until(pinging, "state")["state"]["expression"] == "happy"
+    finally:
+        s.stop()

@@ -1,4 +1,4 @@
-"""Meeting rooms: tokens, roles, visibility, live state and fan-out (one process, in memory).
+"""Meeting rooms: tokens, roles, visibility, live state and fan-out.
 
 A room has one host (the token returned at creation) and participants who join with the room's
 join code. What each side receives is decided here, in one place (:meth:`RoomHub.visible_to`):
@@ -14,6 +14,14 @@ aggregate     the room's mood only (no tiles,      their own state
 
 Tokens come from :func:`secrets.token_urlsafe` (256 bits), are stored hashed, compared in
 constant time and scoped to one room and one role.
+
+Every change of a room's live state is one *op* (``join``, ``online``, ``state``, ``react``,
+``end``, ``delete``) that :meth:`RoomHub._emit` applies here and hands to the broker, if any
+(:mod:`emoar.meeting.broker`), which publishes it to the other processes serving rooms; they
+apply it with :meth:`RoomHub.apply_remote`. Ops carry absolute values (a worker's socket count
+for a participant, a participant's whole state, with its time), so applying one twice, or one
+already contained in the shared state a process loads a room from, changes nothing. Without a
+broker the hub is the single process's in-memory state.
 """
 
 from __future__ import annotations
@@ -28,7 +36,7 @@ import secrets
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from emoar.meeting.protocol import PROTOCOL_VERSION, VISIBILITIES, ClientState
 from emoar.meeting.store import RoomRow, RoomStore, token_hash
@@ -93,12 +101,28 @@ class Connection:
 class _Live:
     row: RoomRow
     labels: tuple[str, ...]
-    conns: set[Connection] = field(default_factory=set)
+    conns: set[Connection] = field(default_factory=set)  # this process's sockets of the room
     states: dict[int, dict[str, Any]] = field(default_factory=dict)  # participant -> last state
     seen: dict[int, float] = field(default_factory=dict)  # participant -> last message time
-    online: Counter[int] = field(default_factory=Counter)  # participant -> open sockets
+    # worker -> participant -> open sockets on that worker, and when each count was set
+    online: dict[str, Counter[int]] = field(default_factory=dict)
+    online_t: dict[tuple[str, int], float] = field(default_factory=dict)
     names: dict[int, tuple[int, str | None]] = field(default_factory=dict)  # id -> (number, name)
     connected: set[int] = field(default_factory=set)  # participants who ever opened a socket
+
+    def sockets(self, pid: int) -> int:
+        """Open sockets of a participant, over every worker."""
+        return sum(c[pid] for c in self.online.values())
+
+    def online_ids(self) -> set[int]:
+        return {p for c in self.online.values() for p, n in c.items() if n > 0}
+
+
+class Broker(Protocol):
+    """What the hub needs of a fan-out between processes (:class:`emoar.meeting.broker.RedisBroker`)."""
+
+    def publish(self, op: dict[str, Any]) -> None:
+        """Send one op to the other processes (must not block)."""
 
 
 class RoomHub:
@@ -110,6 +134,7 @@ class RoomHub:
         stale_after_s: a connected participant with no message for this long shows as ``stale``.
         max_participants: default limit of participants per room.
         base_url: prefix for the links returned at creation (``""``: paths only).
+        broker: fan-out to the other processes serving rooms (None: this process only).
     """
 
     def __init__(
@@ -120,6 +145,7 @@ class RoomHub:
         stale_after_s: float = 15.0,
         max_participants: int = 500,
         base_url: str = "",
+        broker: Broker | None = None,
     ) -> None:
         self.store = store
         self.labels = tuple(labels)
@@ -127,6 +153,9 @@ class RoomHub:
         self.max_participants = max_participants
         self.base_url = base_url.rstrip("/")
         self._live: dict[str, _Live] = {}
+        self.broker = broker
+        self.worker_id = secrets.token_hex(6)  # names this process in ops and shared state
+        self._loading: dict[str, asyncio.Future[None]] = {}
 
     # ------------------------------------------------------------------ REST side
     def create(self, title: str, visibility: str = "host", retention_hours: float = 24.0) -> dict[str, Any]:
@@ -214,8 +243,7 @@ class RoomHub:
         token = secrets.token_urlsafe(32)
         p = self.store.add_participant(room_id, name, token, time.time())
         self.store.record(room_id, p.id, "join", {"number": p.number, "name": name}, p.joined_at)
-        live = self._live_room(row)
-        live.names[p.id] = (p.number, name)
+        self._emit(self._live_room(row), {"op": "join", "pid": p.id, "number": p.number, "name": name})
         return {
             "participant_token": token,
             "number": p.number,
@@ -229,20 +257,21 @@ class RoomHub:
         now = time.time()
         self.store.record(principal.room_id, None, "end", {}, now)
         self.store.end_room(principal.room_id, now)
-        live = self._live.get(principal.room_id)
-        if live is not None:
-            live.row.ended_at = now
-            for c in list(live.conns):
-                c.finish({"type": "ended"})
+        self._emit(self._live_room(self._room(principal.room_id)), {"op": "end", "t": now})
 
     def delete(self, principal: Principal) -> None:
         """Delete the room and all its data (host only)."""
         self._require_host(principal)
-        live = self._live.pop(principal.room_id, None)
+        self.store.delete_room(principal.room_id)
+        self._deleted(principal.room_id)
+        if self.broker is not None:
+            self.broker.publish({"op": "delete", "room": principal.room_id, "exp": 0.0})
+
+    def _deleted(self, room_id: str) -> None:
+        live = self._live.pop(room_id, None)
         if live is not None:
             for c in list(live.conns):
                 c.finish({"type": "ended", "deleted": True})
-        self.store.delete_room(principal.room_id)
 
     def _require_host(self, principal: Principal) -> None:
         if principal.role != "host":
@@ -273,7 +302,7 @@ class RoomHub:
     def _tile(self, live: _Live, pid: int, now: float) -> dict[str, Any]:
         number, name = live.names.get(pid, (0, None))
         state = live.states.get(pid)
-        if live.online[pid] == 0:
+        if live.sockets(pid) == 0:
             status = "left" if pid in live.connected else "invited"
         elif state is None:
             status = "waiting"
@@ -294,7 +323,7 @@ class RoomHub:
         active = 0
         for pid, state in live.states.items():
             if (
-                live.online[pid]
+                live.sockets(pid)
                 and state["expression"]
                 and now - live.seen.get(pid, 0.0) <= self.stale_after_s
             ):
@@ -302,7 +331,7 @@ class RoomHub:
                 active += 1
         return {
             "counts": counts,
-            "participants": sum(1 for p in live.online if live.online[p]),
+            "participants": len(live.online_ids()),
             "active": active,
         }
 
@@ -346,10 +375,10 @@ class RoomHub:
         conn.send(self.snapshot(principal))
         if principal.participant is not None:
             pid = principal.participant
-            live.connected.add(pid)
-            live.online[pid] += 1
-            if live.online[pid] == 1:
-                self._presence(live, pid, "online")
+            mine = live.online.setdefault(self.worker_id, Counter())
+            self._emit(
+                live, {"op": "online", "w": self.worker_id, "pid": pid, "n": mine[pid] + 1, "t": time.time()}
+            )
         return conn
 
     def disconnect(self, conn: Connection) -> None:
@@ -360,10 +389,81 @@ class RoomHub:
         live.conns.discard(conn)
         pid = conn.principal.participant
         if pid is not None:
-            live.online[pid] = max(0, live.online[pid] - 1)
-            if live.online[pid] == 0:
+            n = max(0, live.online.setdefault(self.worker_id, Counter())[pid] - 1)
+            if n == 0 and live.sockets(pid) <= 1:
                 self.store.record(live.row.id, pid, "leave", {}, time.time())
-                self._presence(live, pid, "left")
+            self._emit(live, {"op": "online", "w": self.worker_id, "pid": pid, "n": n, "t": time.time()})
+
+    def update_state(self, principal: Principal, state: ClientState) -> None:
+        """A participant's new state: stored when it changed, fanned out as visibility allows."""
+        if principal.participant is None:
+            raise RoomError(403, "forbidden", "Only participants send states")
+        live = self._live_room(self._room(principal.room_id, open_only=True))
+        pid, now = principal.participant, time.time()
+        new = state.to_dict()
+        old = live.states.get(pid)
+        changed = old is None or (old["expression"], old["face"], old["paused"]) != (
+            new["expression"],
+            new["face"],
+            new["paused"],
+        )
+        if changed:
+            self.store.record(live.row.id, pid, "state", new, now)
+        self._emit(live, {"op": "state", "pid": pid, "state": new, "t": now, "changed": changed})
+
+    def react(self, principal: Principal, reaction: str) -> None:
+        """A participant's manual reaction (shown to whoever sees tiles; counted for mood views)."""
+        if principal.participant is None:
+            raise RoomError(403, "forbidden", "Only participants send reactions")
+        live = self._live_room(self._room(principal.room_id, open_only=True))
+        pid, now = principal.participant, time.time()
+        self.store.record(live.row.id, pid, "reaction", {"reaction": reaction}, now)
+        self._emit(live, {"op": "react", "pid": pid, "reaction": reaction, "t": now})
+
+    # ------------------------------------------------------------------ ops (one process or many)
+    def _emit(self, live: _Live, op: dict[str, Any]) -> None:
+        """Apply an op of this process and publish it to the others."""
+        op["room"], op["exp"] = live.row.id, live.row.expires_at
+        self._apply(live, op)
+        if self.broker is not None:
+            self.broker.publish(op)
+
+    def apply_remote(self, op: dict[str, Any]) -> None:
+        """Apply an op another process published (rooms not loaded here are skipped: loading
+        one reads the shared state)."""
+        if op.get("op") == "delete":
+            self._deleted(op["room"])
+            return
+        live = self._live.get(op.get("room", ""))
+        if live is not None:
+            self._apply(live, op)
+
+    def _apply(self, live: _Live, op: dict[str, Any]) -> None:
+        kind = op["op"]
+        if kind == "join":
+            live.names[op["pid"]] = (op["number"], op["name"])
+        elif kind == "online":
+            self._set_online(live, op["w"], op["pid"], op["n"], op["t"])
+        elif kind == "state":
+            self._state(live, op["pid"], op["state"], op["t"], op["changed"])
+        elif kind == "react":
+            self._reaction(live, op["pid"], op["reaction"], op["t"])
+        elif kind == "end":
+            live.row.ended_at = op["t"]
+            for c in list(live.conns):
+                c.finish({"type": "ended"})
+
+    def _set_online(self, live: _Live, worker: str, pid: int, n: int, t: float) -> None:
+        if live.online_t.get((worker, pid), 0.0) > t:
+            return  # an older count than the one applied
+        before = live.sockets(pid)
+        live.online.setdefault(worker, Counter())[pid] = n
+        live.online_t[(worker, pid)] = t
+        after = live.sockets(pid)
+        if after:
+            live.connected.add(pid)
+        if bool(before) != bool(after):
+            self._presence(live, pid, "online" if after else "left")
 
     def _presence(self, live: _Live, pid: int, status: str) -> None:
         number, name = live.names.get(pid, (0, None))
@@ -375,25 +475,13 @@ class RoomHub:
             if scope in ("tiles", "mood"):
                 c.send({"type": "mood", **mood})
 
-    def update_state(self, principal: Principal, state: ClientState) -> None:
-        """A participant's new state: stored when it changed, fanned out as visibility allows."""
-        if principal.participant is None:
-            raise RoomError(403, "forbidden", "Only participants send states")
-        live = self._live_room(self._room(principal.room_id, open_only=True))
-        pid, now = principal.participant, time.time()
-        new = state.to_dict()
-        old = live.states.get(pid)
+    def _state(self, live: _Live, pid: int, new: dict[str, Any], now: float, changed: bool) -> None:
+        if live.seen.get(pid, 0.0) > now:
+            return  # older than what is shown
         live.seen[pid] = now
         live.states[pid] = new
-        changed = old is None or (old["expression"], old["face"], old["paused"]) != (
-            new["expression"],
-            new["face"],
-            new["paused"],
-        )
-        if changed:
-            self.store.record(live.row.id, pid, "state", new, now)
         number, name = live.names.get(pid, (0, None))
-        mood = self.mood(live, now) if changed else None
+        mood = self.mood(live, max(now, time.time())) if changed else None
         for c in list(live.conns):
             scope = self.visible_to(c.principal, live)
             if scope == "tiles":
@@ -405,14 +493,8 @@ class RoomHub:
             elif c.principal.participant == pid:
                 c.send({"type": "state", "participant": number, "state": new, "t": now, "you": True})
 
-    def react(self, principal: Principal, reaction: str) -> None:
-        """A participant's manual reaction (shown to whoever sees tiles; counted for mood views)."""
-        if principal.participant is None:
-            raise RoomError(403, "forbidden", "Only participants send reactions")
-        live = self._live_room(self._room(principal.room_id, open_only=True))
-        pid, now = principal.participant, time.time()
-        live.seen[pid] = now
-        self.store.record(live.row.id, pid, "reaction", {"reaction": reaction}, now)
+    def _reaction(self, live: _Live, pid: int, reaction: str, now: float) -> None:
+        live.seen[pid] = max(now, live.seen.get(pid, 0.0))
         number, name = live.names.get(pid, (0, None))
         for c in list(live.conns):
             scope = self.visible_to(c.principal, live)
@@ -422,6 +504,64 @@ class RoomHub:
                 )
             elif scope == "mood":
                 c.send({"type": "reaction", "reaction": reaction, "t": now})  # anonymous
+
+    async def ensure(self, room_id: str) -> None:
+        """Load a room's live state before serving it (with a broker: from the shared state, so a
+        process that starts, or restarts, while a room is running shows everyone at once)."""
+        if self.broker is None:
+            return
+        pending = self._loading.get(room_id)
+        if pending is None:
+            if room_id in self._live:
+                return
+            pending = asyncio.ensure_future(self._load(room_id))
+            self._loading[room_id] = pending
+            pending.add_done_callback(lambda _f: self._loading.pop(room_id, None))
+        await asyncio.shield(pending)
+
+    async def _load(self, room_id: str) -> None:
+        row = await asyncio.to_thread(self.store.room, room_id)
+        if row is None or self.broker is None:
+            return
+        live = self._live_room(row)  # ops apply from here on; the shared state fills in the rest
+        await self.reload(live.row.id)
+
+    async def reload(self, room_id: str) -> None:
+        """Merge the shared state of a loaded room (after loading it, or a broker reconnect)."""
+        live = self._live.get(room_id)
+        load = getattr(self.broker, "load", None)
+        if live is None or load is None:
+            return
+        shared = await load(room_id)
+        for pid, (state, t) in shared["states"].items():
+            if t > live.seen.get(pid, 0.0):
+                live.seen[pid], live.states[pid] = t, state
+        for (worker, pid), (n, t) in shared["online"].items():
+            if worker != self.worker_id:
+                self._set_online(live, worker, pid, n, t)
+
+    def worker_gone(self, worker: str) -> list[str]:
+        """Drop the sockets of a process that stopped (its heartbeat expired); returns the rooms
+        it had sockets in."""
+        rooms = []
+        for live in list(self._live.values()):
+            counts = live.online.get(worker)
+            if not counts:
+                continue
+            rooms.append(live.row.id)
+            for pid in [p for p, n in counts.items() if n]:
+                self._set_online(live, worker, pid, 0, time.time())
+            live.online.pop(worker, None)
+        return rooms
+
+    def remote_workers(self) -> set[str]:
+        """The other processes this one knows hold sockets of its rooms."""
+        return {
+            w
+            for live in self._live.values()
+            for w, c in live.online.items()
+            if w != self.worker_id and any(c.values())
+        }
 
     # ------------------------------------------------------------------ export
     def timeline(self, principal: Principal, fmt: str = "json") -> str:

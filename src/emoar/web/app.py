@@ -88,6 +88,8 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
         "log_level": settings.log_level,
         "proxy_headers": bool(trusted),
         "server_header": False,
+        "ws_ping_interval": settings.ws_ping_interval_s,
+        "ws_ping_timeout": settings.ws_ping_timeout_s,
     }
     if trusted:
         options["forwarded_allow_ips"] = trusted
@@ -122,6 +124,8 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
                 flusher.cancel()
             hub = getattr(app.state, "rooms", None)
             if hub is not None:
+                if hub.broker is not None:
+                    await hub.broker.close()
                 hub.store.close()  # writes the queued timeline entries
                 app.state.rooms = None
             if owned:

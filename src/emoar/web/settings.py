@@ -108,6 +108,17 @@ class Settings(BaseSettings):
         room_rate_per_s: sustained messages per second per room connection (more get an
             ``error`` message and are dropped; other connections are unaffected).
         room_burst: messages a room connection may send at once before the rate applies.
+        room_idle_timeout_s: a room socket that sends nothing (no state, no ping) for this long
+            is closed by the server (the pages ping every 10 s; a half-open connection is
+            reclaimed even where the websocket pings do not reach it).
+        broker_url: ``redis://host:port/db``: rooms fan out through Redis pub/sub, so several
+            uvicorn workers or hosts (on one ``database_url``) serve one room; empty = this
+            process only (the embedded default).
+        broker_prefix: prefix of the broker's keys and channel.
+        broker_worker_ttl_s: a server process that has not renewed its heartbeat key for this
+            long is taken as gone; its participants show as left on the other processes.
+        ws_ping_interval_s: websocket protocol pings every this many seconds (uvicorn's
+            ``ws_ping_interval``); ``ws_ping_timeout_s``: close when one is not answered in time.
         pipeline: every other stage option of the server's pipelines (tracker, smoother,
             overlay, test-time augmentation, OOD threshold, detector thresholds), nested:
             ``EMOAR_PIPELINE__TRACKER__MAX_AGE=10``, ``EMOAR_PIPELINE__CLASSIFIER__TTA=flip``,
@@ -154,6 +165,12 @@ class Settings(BaseSettings):
     room_stale_after_s: float = Field(15.0, gt=0)
     room_rate_per_s: float = Field(10.0, gt=0)
     room_burst: int = Field(20, ge=1)
+    room_idle_timeout_s: float = Field(45.0, gt=0)
+    broker_url: str = ""
+    broker_prefix: str = "emoar"
+    broker_worker_ttl_s: float = Field(15.0, ge=1)
+    ws_ping_interval_s: float = Field(20.0, gt=0)
+    ws_ping_timeout_s: float = Field(20.0, gt=0)
     pipeline: PipelineOptions = Field(default_factory=PipelineOptions)
 
     @classmethod

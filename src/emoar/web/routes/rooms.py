@@ -62,21 +62,53 @@ def _data_dir(settings: Settings) -> Path:
 
 
 async def get_rooms(conn: HTTPConnection) -> RoomHub:
-    """The app's rooms, created on first use (a server that never hosts a room writes nothing)."""
+    """The app's rooms, created on first use (a server that never hosts a room writes nothing).
+
+    Raises:
+        ApiError: 503 when ``broker_url`` is set and the broker cannot be reached.
+    """
     hub: RoomHub | None = getattr(conn.app.state, "rooms", None)
-    if hub is None:
+    if hub is not None:
+        return hub
+    lock = conn.app.state.__dict__.setdefault("_rooms_lock", asyncio.Lock())
+    async with lock:
+        hub = getattr(conn.app.state, "rooms", None)
+        if hub is not None:
+            return hub
         from emoar.meeting.store import RoomStore
 
         settings: Settings = conn.app.state.settings
         engine = get_engine(conn)
-        store = RoomStore(settings.database_url or _data_dir(settings))
-        store.purge_expired()
+        store = await run_in_threadpool(RoomStore, settings.database_url or _data_dir(settings))
+        await run_in_threadpool(store.purge_expired)
+        broker = None
+        if settings.broker_url:
+            from emoar.meeting.broker import BrokerError, RedisBroker
+
+            try:
+                broker = RedisBroker(
+                    settings.broker_url,
+                    prefix=settings.broker_prefix,
+                    worker_ttl_s=settings.broker_worker_ttl_s,
+                )
+            except BrokerError as e:
+                store.close()
+                raise ApiError(503, "broker_unavailable", str(e)) from e
         hub = RoomHub(
             store,
             engine.model(None).labels,
             stale_after_s=settings.room_stale_after_s,
             max_participants=settings.room_max_participants,
+            broker=broker,
         )
+        if broker is not None:
+            try:
+                await broker.start(hub)
+            except BrokerError as e:
+                await broker.close()
+                store.close()
+                logger.error("%s", e)
+                raise ApiError(503, "broker_unavailable", str(e)) from e
         conn.app.state.rooms = hub
         conn.app.state.room_flusher = asyncio.get_running_loop().create_task(_flush_forever(hub))
     return hub
@@ -145,6 +177,7 @@ async def get_room(
     """The room as the token's holder may see it (host: tiles or mood; participant: own state,
     or everyone's in an ``everyone`` room)."""
     principal = _principal(hub, room_id, authorization)
+    await hub.ensure(room_id)
     try:
         snap = hub.snapshot(principal)
     except RoomError as e:
@@ -156,6 +189,7 @@ async def get_room(
 @router.post("/v1/rooms/{room_id}/join", responses=_ROOM_ERRORS, dependencies=[Depends(rate_limit)])
 async def join_room(room_id: str, body: JoinIn, hub: RoomHub = Depends(get_rooms)) -> JSONResponse:  # noqa: B008
     """Join with the room's code; the participant token is returned once."""
+    await hub.ensure(room_id)
     try:
         return JSONResponse(await run_in_threadpool(hub.join, room_id, body.code, body.display_name))
     except RoomError as e:
@@ -230,6 +264,7 @@ async def room_socket(
     try:
         hub = await get_rooms(ws)
         principal = hub.authenticate(room_id, token)
+        await hub.ensure(room_id)
         conn = hub.connect(principal)
     except (RoomError, ApiError) as e:
         status, code, message = (e.status, e.code, e.message)
@@ -249,7 +284,11 @@ async def room_socket(
     task = asyncio.create_task(sender())
     try:
         while True:
-            msg = await ws.receive()
+            try:
+                msg = await asyncio.wait_for(ws.receive(), settings.room_idle_timeout_s)
+            except TimeoutError:
+                await ws.close(code=1001, reason="idle")  # the client reconnects if it is alive
+                break
             if msg["type"] == "websocket.disconnect":
                 break
             raw = msg.get("text") if msg.get("text") is not None else msg.get("bytes")

@@ -13,7 +13,9 @@ export function sprite(style, expression) {
   return `/assets/emoji/${name}.png`;
 }
 
-/** A websocket to a room that reconnects with backoff (1, 2, 4 … 15 s) until closed for good. */
+/** A websocket to a room that reconnects with backoff (1, 2, 4 … 15 s) until closed for good.
+ *  Application heartbeat: a ping every 10 s (the server closes sockets idle for 45 s); a socket
+ *  that hears nothing, not even a pong, for 30 s is taken as dead and reopened. */
 export class RoomSocket {
   constructor(roomId, token, onMessage, onStatus) {
     this.url = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/v1/rooms/${roomId}/ws?token=${encodeURIComponent(token)}`;
@@ -22,15 +24,24 @@ export class RoomSocket {
     this.delay = 1000;
     this.closed = false;
     this.ws = null;
+    this.heard = Date.now();
     this.open();
+    this.beat = setInterval(() => {
+      if (this.closed) { clearInterval(this.beat); return; }
+      this.send({ type: "ping", t: Date.now() });
+      if (this.ws && this.ws.readyState === WebSocket.OPEN && Date.now() - this.heard > 30000) {
+        this.ws.close(4000, "no answer");  // onclose reconnects
+      }
+    }, 10000);
   }
 
   open() {
     const ws = new WebSocket(this.url);
     this.ws = ws;
-    ws.onopen = () => { this.delay = 1000; this.onStatus("connected"); };
-    ws.onmessage = (ev) => { try { this.onMessage(JSON.parse(ev.data)); } catch (e) { console.warn(e); } };
+    ws.onopen = () => { this.delay = 1000; this.heard = Date.now(); this.onStatus("connected"); };
+    ws.onmessage = (ev) => { this.heard = Date.now(); try { this.onMessage(JSON.parse(ev.data)); } catch (e) { console.warn(e); } };
     ws.onclose = (ev) => {
+      if (this.ws !== ws) return;  // an older socket
       if (this.closed || ev.code === 1008 || ev.code === 1000 || ev.code >= 4400) {
         this.closed = true;
         this.onStatus(ev.code === 1008 ? "refused: this link's key does not open the room" : "closed");
