@@ -1,11 +1,15 @@
-"""End-to-end and per-stage speed of the pipeline on a 640x480 clip with one real face.
+"""Pipeline speed and per-stage times on 640x480 clips: one real face, and a group of 11.
 
-Usage: python benchmarks/speed.py [--frames 150] [--model default] [--update-registry]
+Usage: python benchmarks/speed.py [--frames 150] [--model default] [--configs yunet:1,yunet:5,blazeface:5]
+       [--update-registry]
 
-Prints a markdown table: frames per second for the whole pipeline (detect + align + classify
-+ track + smooth + render) with 1 and 2 threads, per-stage median latency, the classifier's
-latency per face alone, and peak memory. The clip is made from the bundled public-domain
-photo (emoar.samples), so the numbers are reproducible on any machine.
+Prints a markdown table: frames per second for the whole pipeline (detect or follow + align +
+classify + track + smooth + render, no video I/O; ``benchmarks/video_e2e.py`` times the whole
+``emoar video`` process) with 1 thread, per-stage median latency, the classifier's latency per
+face alone and peak memory, for each ``detector:detect_every`` configuration. The one-face clip is
+made from ``../shared/data/photos/portrait.jpg`` and the group clip from ``stage_group.jpg`` (11
+faces of ~30 px) with :func:`emoar.samples.make_demo_video` (slow drift and zoom), so the numbers
+are reproducible on any machine that has the shared photos.
 """
 
 from __future__ import annotations
@@ -18,10 +22,12 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import machine, table  # noqa: E402
+from _common import SHARED_DATA, machine, table  # noqa: E402
 
 
-def run_one(threads: int, frames: int, model: str, clip: str) -> dict[str, float]:
+def run_one(
+    threads: int, frames: int, model: str, clip: str, detector: str = "yunet", every: int = 5
+) -> dict[str, float]:
     """Measure in a fresh process so thread settings (OpenMP) apply from the start."""
     code = f"""
 import json, os, time, statistics, resource
@@ -29,7 +35,10 @@ os.environ.setdefault("OMP_NUM_THREADS", "{threads}")
 import numpy as np
 from emoar.io import VideoSource
 from emoar.pipeline import Pipeline, PipelineOptions
-pipe = Pipeline.from_options(PipelineOptions.create(model={model!r}, num_threads={threads}))
+import dataclasses
+opts = PipelineOptions.create(model={model!r}, num_threads={threads}, detector={detector!r})
+opts = opts.replace(detector=dataclasses.replace(opts.detector, detect_every={every}))
+pipe = Pipeline.from_options(opts)
 frames = [f for _, _, f in VideoSource({clip!r})][:{frames}]
 stream = pipe.new_stream()
 for f in frames[:10]:  # warm-up
@@ -63,45 +72,60 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--frames", type=int, default=150)
     ap.add_argument("--model", default="default")
+    ap.add_argument(
+        "--configs", default="yunet:1,yunet:5,blazeface:5", help="detector:detect_every, comma-separated"
+    )
     ap.add_argument("--update-registry", action="store_true", help="store latency in models/registry.json")
     a = ap.parse_args()
-    from emoar.samples import make_demo_video, sample_face_box, sample_image
+    import cv2
 
-    with tempfile.TemporaryDirectory() as tmp:
-        clip = make_demo_video(
-            os.path.join(tmp, "one_face.mp4"),
-            images=[sample_image()],
-            face_boxes=[sample_face_box()],
-            seconds=a.frames / 15 + 1,
-            fps=15,
-        ).path
-        results = {t: run_one(t, a.frames, a.model, str(clip)) for t in (1, 2)}
-    print(f"# emoar speed: 640x480 clip, one real face, {a.frames} frames, model {a.model}")
-    print(f"# machine: {machine()}")
-    print(f"# command: python benchmarks/speed.py --frames {a.frames} --model {a.model}\n")
+    from emoar.samples import make_demo_video
+
+    configs = [(c.split(":")[0], int(c.split(":")[1])) for c in a.configs.split(",")]
     rows = []
-    for t, r in results.items():
-        rows.append(
-            [
-                t,
-                f"{r['fps']:.1f}",
-                f"{r['faces_per_frame']:.2f}",
-                f"{r['detect_ms']:.2f}",
-                f"{r['align_ms']:.2f}",
-                f"{r['classify_ms']:.2f}",
-                f"{r['track_ms']:.2f}",
-                f"{r['render_ms']:.2f}",
-                f"{r['classify_per_face_ms']:.2f}",
-                f"{r['peak_rss_mb']:.0f}",
-            ]
-        )
+    results: dict[int, dict[str, float]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for clip_name, photo in (("one face", "portrait.jpg"), ("11 faces", "stage_group.jpg")):
+            img = cv2.imread(os.path.join(SHARED_DATA, "photos", photo))
+            if img is None:
+                raise SystemExit(f"missing {photo} in {SHARED_DATA}/photos")
+            clip = make_demo_video(
+                os.path.join(tmp, photo + ".mp4"), images=[img], seconds=a.frames / 15 + 1, fps=15
+            ).path
+            for det, every in configs:
+                r = run_one(1, a.frames, a.model, str(clip), det, every)
+                if clip_name == "one face" and (det, every) == configs[-1]:
+                    results[1] = r
+                rows.append(
+                    [
+                        clip_name,
+                        det,
+                        every,
+                        f"{r['fps']:.1f}",
+                        f"{r['faces_per_frame']:.2f}",
+                        f"{r['detect_ms']:.2f}",
+                        f"{r['align_ms']:.2f}",
+                        f"{r['classify_ms']:.2f}",
+                        f"{r['track_ms']:.2f}",
+                        f"{r['render_ms']:.2f}",
+                        f"{r['classify_per_face_ms']:.2f}",
+                        f"{r['peak_rss_mb']:.0f}",
+                    ]
+                )
+    print(f"# emoar speed: 640x480 clips, {a.frames} frames, model {a.model}, 1 thread")
+    print(f"# machine: {machine()}")
+    print(
+        f"# command: python benchmarks/speed.py --frames {a.frames} --model {a.model} --configs {a.configs}\n"
+    )
     print(
         table(
             [
-                "threads",
-                "end-to-end fps",
+                "clip",
+                "detector",
+                "detect every",
+                "pipeline fps",
                 "faces/frame",
-                "detect ms",
+                "detect/follow ms",
                 "align ms",
                 "classify ms",
                 "track+smooth ms",

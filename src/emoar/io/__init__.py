@@ -15,7 +15,7 @@ from emoar.io.errors import (
 )
 from emoar.io.formats import DECODABLE_IMAGE_FORMATS, ImageHeader, probe_image, sniff
 from emoar.io.image import IMAGE_EXTENSIONS, decode_image, downscale_for, iter_images, read_image
-from emoar.io.video import VideoSink, VideoSource
+from emoar.io.video import ThreadedSink, VideoSink, VideoSource, prefetch
 
 __all__ = [
     "DECODABLE_IMAGE_FORMATS",
@@ -26,10 +26,12 @@ __all__ = [
     "ImageTooLargeError",
     "MediaError",
     "UnsupportedImageError",
+    "ThreadedSink",
     "VideoOpenError",
     "VideoSink",
     "VideoSource",
     "VideoWriteError",
+    "prefetch",
     "decode_image",
     "downscale_for",
     "iter_images",

@@ -11,12 +11,14 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import queue
 import tempfile
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from types import TracebackType
-from typing import Self, cast
+from typing import Any, Self, TypeVar, cast
 
 import cv2
 import numpy as np
@@ -25,7 +27,10 @@ import numpy.typing as npt
 from emoar.io.errors import VideoOpenError, VideoWriteError
 from emoar.io.pixels import to_bgr
 
-__all__ = ["VideoSource", "VideoSink"]
+__all__ = ["ThreadedSink", "VideoSink", "VideoSource", "prefetch"]
+
+_T = TypeVar("_T")
+_END = object()
 
 logger = logging.getLogger(__name__)
 
@@ -367,3 +372,117 @@ class VideoSink:
         if getattr(self, "_tmp", None) is not None and not getattr(self, "_closed", True):
             with contextlib.suppress(Exception):
                 self.abort()
+
+
+def prefetch(items: Iterable[_T], depth: int = 4) -> Iterator[_T]:
+    """Iterate ``items`` (e.g. a :class:`VideoSource`) from a background thread, up to ``depth``
+    ahead: decoding overlaps the analysis (OpenCV decodes without holding the GIL). An exception
+    of the producer is raised here, at the item where it happened; leaving the loop early stops
+    the thread.
+    """
+    q: queue.Queue[Any] = queue.Queue(maxsize=max(1, depth))
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        q.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put(_END)
+        except BaseException as e:  # handed to the consumer
+            q.put(e)
+
+    worker = threading.Thread(target=produce, name="emoar-decode", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item = q.get()
+            if item is _END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        with contextlib.suppress(queue.Empty):
+            while True:
+                q.get_nowait()
+        worker.join(timeout=5)
+
+
+class ThreadedSink:
+    """A :class:`VideoSink` that encodes in a background thread (up to ``depth`` frames queued),
+    so encoding overlaps the analysis of the next frames. Same methods; an encoding error is
+    raised by the next :meth:`write` or by :meth:`close`.
+    """
+
+    def __init__(self, sink: VideoSink, depth: int = 4) -> None:
+        self.sink = sink
+        self.path = sink.path
+        self._q: queue.Queue[Any] = queue.Queue(maxsize=max(1, depth))
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="emoar-encode", daemon=True)
+        self._thread.start()
+
+    @property
+    def frames_written(self) -> int:
+        return self.sink.frames_written
+
+    def _run(self) -> None:
+        while True:
+            frame = self._q.get()
+            if frame is _END:
+                return
+            if self._error is None:
+                try:
+                    self.sink.write(frame)
+                except BaseException as e:
+                    self._error = e
+
+    def write(self, frame_bgr: npt.NDArray[np.uint8]) -> None:
+        """Queue one frame (blocks while ``depth`` frames wait).
+
+        Raises:
+            VideoWriteError: an earlier frame could not be written.
+        """
+        if self._error is not None:
+            raise self._error
+        self._q.put(frame_bgr)
+
+    def _finish(self) -> None:
+        if self._thread.is_alive():
+            self._q.put(_END)
+            self._thread.join()
+
+    def close(self) -> Path:
+        """Write what is queued, then :meth:`VideoSink.close`."""
+        self._finish()
+        if self._error is not None:
+            self.sink.abort()
+            raise self._error
+        return self.sink.close()
+
+    def abort(self) -> None:
+        """Drop what is queued and remove the partial file."""
+        with contextlib.suppress(queue.Empty):
+            while True:
+                self._q.get_nowait()
+        self._finish()
+        self.sink.abort()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if exc_type is not None:
+            self.abort()
+        else:
+            self.close()

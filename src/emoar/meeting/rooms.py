@@ -107,15 +107,15 @@ class _Live:
     # worker -> participant -> open sockets on that worker, and when each count was set
     online: dict[str, Counter[int]] = field(default_factory=dict)
     online_t: dict[tuple[str, int], float] = field(default_factory=dict)
+    total: Counter[int] = field(default_factory=Counter)  # participant -> sockets, all workers
+    n_online: int = 0  # participants with at least one socket
+    mood_due: bool = False  # a mood message is scheduled
     names: dict[int, tuple[int, str | None]] = field(default_factory=dict)  # id -> (number, name)
     connected: set[int] = field(default_factory=set)  # participants who ever opened a socket
 
     def sockets(self, pid: int) -> int:
         """Open sockets of a participant, over every worker."""
-        return sum(c[pid] for c in self.online.values())
-
-    def online_ids(self) -> set[int]:
-        return {p for c in self.online.values() for p, n in c.items() if n > 0}
+        return self.total.get(pid, 0)
 
 
 class Broker(Protocol):
@@ -135,6 +135,7 @@ class RoomHub:
         max_participants: default limit of participants per room.
         base_url: prefix for the links returned at creation (``""``: paths only).
         broker: fan-out to the other processes serving rooms (None: this process only).
+        mood_interval_s: mood messages are sent at most this often per room.
     """
 
     def __init__(
@@ -146,10 +147,12 @@ class RoomHub:
         max_participants: int = 500,
         base_url: str = "",
         broker: Broker | None = None,
+        mood_interval_s: float = 0.2,
     ) -> None:
         self.store = store
         self.labels = tuple(labels)
         self.stale_after_s = stale_after_s
+        self.mood_interval_s = mood_interval_s
         self.max_participants = max_participants
         self.base_url = base_url.rstrip("/")
         self._live: dict[str, _Live] = {}
@@ -321,17 +324,15 @@ class RoomHub:
         now = time.time() if now is None else now
         counts = {label: 0 for label in live.labels}
         active = 0
+        total, seen, since = live.total, live.seen, now - self.stale_after_s
         for pid, state in live.states.items():
-            if (
-                live.sockets(pid)
-                and state["expression"]
-                and now - live.seen.get(pid, 0.0) <= self.stale_after_s
-            ):
-                counts[state["expression"]] += 1
+            expr = state["expression"]
+            if expr and total.get(pid) and seen.get(pid, 0.0) >= since:
+                counts[expr] += 1
                 active += 1
         return {
             "counts": counts,
-            "participants": len(live.online_ids()),
+            "participants": live.n_online,
             "active": active,
         }
 
@@ -370,7 +371,9 @@ class RoomHub:
         """
         row = self._room(principal.room_id, open_only=principal.role == "participant")
         live = self._live_room(row)
-        conn = Connection(principal)
+        # the host hears every participant: room for a burst from all of them at once
+        depth = 256 if principal.role == "participant" else max(256, 8 * live.row.max_participants)
+        conn = Connection(principal, asyncio.Queue(maxsize=depth))
         live.conns.add(conn)
         conn.send(self.snapshot(principal))
         if principal.participant is not None:
@@ -456,10 +459,13 @@ class RoomHub:
     def _set_online(self, live: _Live, worker: str, pid: int, n: int, t: float) -> None:
         if live.online_t.get((worker, pid), 0.0) > t:
             return  # an older count than the one applied
+        counts = live.online.setdefault(worker, Counter())
         before = live.sockets(pid)
-        live.online.setdefault(worker, Counter())[pid] = n
+        after = before - counts[pid] + n
+        counts[pid] = n
         live.online_t[(worker, pid)] = t
-        after = live.sockets(pid)
+        live.total[pid] = after
+        live.n_online += (after > 0) - (before > 0)
         if after:
             live.connected.add(pid)
         if bool(before) != bool(after):
@@ -467,13 +473,31 @@ class RoomHub:
 
     def _presence(self, live: _Live, pid: int, status: str) -> None:
         number, name = live.names.get(pid, (0, None))
-        mood = self.mood(live)
         for c in list(live.conns):
-            scope = self.visible_to(c.principal, live)
-            if scope == "tiles":
+            if self.visible_to(c.principal, live) == "tiles":
                 c.send({"type": "presence", "participant": number, "name": name, "status": status})
-            if scope in ("tiles", "mood"):
-                c.send({"type": "mood", **mood})
+        self._mood_soon(live)
+
+    def _mood_soon(self, live: _Live) -> None:
+        """Send the room's mood to whoever sees it, at most every ``mood_interval_s`` (a room of
+        hundreds changing every second gets a few mood messages a second, not one per change)."""
+        if live.mood_due:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # not in an event loop (direct use): send now
+            self._send_mood(live)
+            return
+        live.mood_due = True
+        loop.call_later(self.mood_interval_s, self._send_mood, live)
+
+    def _send_mood(self, live: _Live) -> None:
+        live.mood_due = False
+        viewers = [c for c in live.conns if self.visible_to(c.principal, live) in ("tiles", "mood")]
+        if viewers:
+            msg = {"type": "mood", **self.mood(live)}
+            for c in viewers:
+                c.send(msg)
 
     def _state(self, live: _Live, pid: int, new: dict[str, Any], now: float, changed: bool) -> None:
         if live.seen.get(pid, 0.0) > now:
@@ -481,17 +505,14 @@ class RoomHub:
         live.seen[pid] = now
         live.states[pid] = new
         number, name = live.names.get(pid, (0, None))
-        mood = self.mood(live, max(now, time.time())) if changed else None
         for c in list(live.conns):
             scope = self.visible_to(c.principal, live)
             if scope == "tiles":
                 c.send({"type": "state", "participant": number, "name": name, "state": new, "t": now})
-                if mood is not None:
-                    c.send({"type": "mood", **mood})
-            elif scope == "mood" and mood is not None:
-                c.send({"type": "mood", **mood})
             elif c.principal.participant == pid:
                 c.send({"type": "state", "participant": number, "state": new, "t": now, "you": True})
+        if changed:
+            self._mood_soon(live)
 
     def _reaction(self, live: _Live, pid: int, reaction: str, now: float) -> None:
         live.seen[pid] = max(now, live.seen.get(pid, 0.0))

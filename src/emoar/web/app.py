@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import mimetypes
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -71,6 +72,16 @@ class _HeadersMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+#: ``emoar serve --workers N`` hands its settings (flags applied) to the worker processes here.
+SERVE_SETTINGS_ENV = "EMOAR_SERVE_SETTINGS_JSON"
+
+
+def app_from_serve() -> FastAPI:
+    """The app of one ``emoar serve --workers N`` worker process (uvicorn factory)."""
+    raw = os.environ.get(SERVE_SETTINGS_ENV)
+    return create_app(Settings.model_validate_json(raw) if raw else None)
 
 
 def uvicorn_options(settings: Settings) -> dict[str, Any]:

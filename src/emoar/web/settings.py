@@ -111,6 +111,8 @@ class Settings(BaseSettings):
         room_idle_timeout_s: a room socket that sends nothing (no state, no ping) for this long
             is closed by the server (the pages ping every 10 s; a half-open connection is
             reclaimed even where the websocket pings do not reach it).
+        workers: server processes (``emoar serve --workers``); with more than one, meeting rooms
+            are served only with ``broker_url`` set (503 otherwise).
         broker_url: ``redis://host:port/db``: rooms fan out through Redis pub/sub, so several
             uvicorn workers or hosts (on one ``database_url``) serve one room; empty = this
             process only (the embedded default).
@@ -166,6 +168,7 @@ class Settings(BaseSettings):
     room_rate_per_s: float = Field(10.0, gt=0)
     room_burst: int = Field(20, ge=1)
     room_idle_timeout_s: float = Field(45.0, gt=0)
+    workers: int = Field(1, ge=1)
     broker_url: str = ""
     broker_prefix: str = "emoar"
     broker_worker_ttl_s: float = Field(15.0, ge=1)

@@ -78,6 +78,13 @@ async def get_rooms(conn: HTTPConnection) -> RoomHub:
         from emoar.meeting.store import RoomStore
 
         settings: Settings = conn.app.state.settings
+        if settings.workers > 1 and not settings.broker_url:
+            raise ApiError(
+                503,
+                "broker_required",
+                "Meeting rooms served by several workers need EMOAR_BROKER_URL=redis://... "
+                "(or run one worker)",
+            )
         engine = get_engine(conn)
         store = await run_in_threadpool(RoomStore, settings.database_url or _data_dir(settings))
         await run_in_threadpool(store.purge_expired)

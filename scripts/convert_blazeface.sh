@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Convert the browser page's BlazeFace TF Lite models (vendored from npm by scripts/setup.sh) to
+# the ONNX files shipped in src/emoar/detect/models/ (run once; the results are committed).
+# Needs TensorFlow for tf2onnx: it uses the separate benchmark venv (benchmarks/peers/setup_fer.sh).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=benchmarks/.venv-fer/bin/python
+[ -x "$PY" ] || bash benchmarks/peers/setup_fer.sh
+"$PY" -m pip install -q "tf2onnx==1.17.0"
+src=src/emoar/web/static/vendor/mediapipe/face_detection
+for m in short_range full_range; do
+  TF_CPP_MIN_LOG_LEVEL=3 "$PY" -m tf2onnx.convert --tflite "$src/face_detection_$m.tflite" \
+    --output "src/emoar/detect/models/blazeface_$m.onnx" --opset 17
+done
+sha256sum src/emoar/detect/models/*.onnx

@@ -1,0 +1,111 @@
+"""Detect, then follow (``DetectorOptions.detect_every``): faces followed between full
+detections stay on the real face, keep one track id and their expression, a face entering
+mid-clip is picked up within ``detect_every`` frames, and a face that leaves is never kept."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from emoar import Pipeline, PipelineOptions
+from emoar.detect import DetectorOptions
+from emoar.samples import demo_frames
+
+EVERY = 5
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    return float(inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter))
+
+
+@pytest.fixture(scope="module")
+def portrait(photos_dir: Path) -> np.ndarray:
+    img = cv2.imread(str(photos_dir / "portrait.jpg"))
+    assert img is not None
+    return img
+
+
+@pytest.fixture(scope="module")
+def face_box(portrait: np.ndarray) -> tuple[float, float, float, float]:
+    with Pipeline.from_options(PipelineOptions()) as pipe:
+        dets = pipe.detect(portrait)
+    assert len(dets) == 1
+    return dets[0].box_xyxy
+
+
+def _pipe(every: int) -> Pipeline:
+    return Pipeline.from_options(PipelineOptions(detector=DetectorOptions(detect_every=every)))
+
+
+def test_followed_faces_stay_on_the_face_with_one_track(portrait: np.ndarray, face_box: tuple) -> None:
+    frames = list(demo_frames([portrait], seconds=4, fps=15, face_boxes=[face_box]))  # drift + zoom
+    results = {}
+    for every in (1, EVERY):
+        with _pipe(every) as pipe:
+            stream = pipe.new_stream()
+            results[every] = [
+                pipe.process(f, stream=stream, frame_index=i) for i, (f, _, _) in enumerate(frames)
+            ]
+            full = stream.full_detections
+    assert full == len(frames) // EVERY  # detected in full on frames 0, 5, 10, ... only
+    followed, detected = results[EVERY], results[1]
+    for i, (r, (_, _, truth)) in enumerate(zip(followed, frames, strict=True)):
+        assert len(r.faces) == 1, f"frame {i}"
+        assert _iou(np.array(r.faces[0].box_xyxy), truth[0]) > 0.7, f"frame {i}"
+        assert r.faces[0].landmarks_xy is not None
+    assert len({r.faces[0].track_id for r in followed}) == 1
+    same = sum(
+        a.faces[0].expression == b.faces[0].expression for a, b in zip(followed, detected, strict=True)
+    )
+    assert same >= 0.9 * len(frames)
+    p_f = np.array([[r.faces[0].probs[k] for k in sorted(r.faces[0].probs)] for r in followed])
+    p_d = np.array([[r.faces[0].probs[k] for k in sorted(r.faces[0].probs)] for r in detected])
+    assert float(np.abs(p_f - p_d).max(axis=1).mean()) < 0.1
+
+
+def test_a_face_entering_is_found_within_detect_every_frames(portrait: np.ndarray, face_box: tuple) -> None:
+    two = list(demo_frames([portrait, portrait[:, ::-1].copy()], seconds=3, fps=15))
+    one = list(demo_frames([portrait], seconds=3, fps=15))
+    enter = 12  # frames 0-11: one face (left half shows the first person only)
+    frames = []
+    for i, ((f2, _, _), _) in enumerate(zip(two, one, strict=True)):
+        f = f2.copy()
+        if i < enter:
+            f[:, f.shape[1] // 2 :] = f[0, -1]  # the right slot is empty background
+        frames.append(f)
+    with _pipe(EVERY) as pipe:
+        stream = pipe.new_stream()
+        counts = [len(pipe.process(f, stream=stream, frame_index=i).faces) for i, f in enumerate(frames)]
+    assert counts[:enter] == [1] * enter
+    first_two = counts.index(2)
+    assert enter <= first_two < enter + EVERY, counts
+    assert all(c == 2 for c in counts[first_two:]), counts
+
+
+def test_a_face_that_leaves_is_dropped_at_once(portrait: np.ndarray) -> None:
+    frames = [f for f, _, _ in demo_frames([portrait], seconds=2, fps=15)]
+    blank = np.full_like(frames[0], 90)
+    seq = frames[:8] + [blank] * 4 + frames[8:14]
+    with _pipe(EVERY) as pipe:
+        stream = pipe.new_stream()
+        counts = [len(pipe.process(f, stream=stream, frame_index=i).faces) for i, f in enumerate(seq)]
+    assert counts == [1] * 8 + [0] * 4 + [1] * 6
+
+
+def test_single_images_are_always_detected_in_full(portrait: np.ndarray) -> None:
+    with _pipe(EVERY) as pipe:
+        a = pipe.process(portrait)
+        b = pipe.process(np.full_like(portrait, 90))  # no face: a followed box would leak here
+    assert len(a.faces) == 1 and len(b.faces) == 0
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True])
+def test_detect_every_is_validated(bad: object) -> None:
+    with pytest.raises(ValueError, match="detect_every"):
+        DetectorOptions(detect_every=bad)  # type: ignore[arg-type]
