@@ -23,7 +23,7 @@ is CPU-bound, and in server mode the browser and the server share the same CPUs.
 on one machine only, and mind other load (printed: the load average at start).
 
 Usage:
-    python benchmarks/web_page_fps.py [--modes short mesh server] [--warmup 3] [--window 10]
+    python benchmarks/web_page_fps.py [--modes blazeface short mesh server] [--warmup 3] [--window 10]
                                       [--model NAME|PATH] [--image PHOTO]
 """
 
@@ -48,6 +48,11 @@ from web_load import start_server, stop_server  # noqa: E402
 
 #: mode -> (the page's #mode value, its #detector value or None, the row's label)
 MODES: dict[str, tuple[str, str | None, str]] = {
+    "blazeface": (
+        "ondevice",
+        "blazeface",
+        "on-device, BlazeFace on onnxruntime-web, detected every 5 frames",
+    ),
     "short": ("ondevice", "short", "on-device, MediaPipe face detection (short range)"),
     "full": ("ondevice", "full", "on-device, MediaPipe face detection (full range)"),
     "mesh": ("ondevice", "mesh", "on-device, MediaPipe face mesh"),
@@ -127,7 +132,9 @@ def measure(page: Any, mode: str, warmup_s: float, window_s: float) -> dict[str,
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--modes", nargs="+", choices=list(MODES), default=["short", "mesh", "server"])
+    ap.add_argument(
+        "--modes", nargs="+", choices=list(MODES), default=["blazeface", "short", "mesh", "server"]
+    )
     ap.add_argument("--warmup", type=float, default=3.0, help="seconds after the first face, per mode")
     ap.add_argument("--window", type=float, default=10.0, help="measured seconds per mode")
     ap.add_argument("--setup-timeout", type=float, default=90.0, help="most seconds to load a mode")

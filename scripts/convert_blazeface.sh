@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=benchmarks/.venv-fer/bin/python
 [ -x "$PY" ] || bash benchmarks/peers/setup_fer.sh
-"$PY" -m pip install -q "tf2onnx==1.17.0"
+"$PY" -m pip install -q "tf2onnx==1.17.0" "setuptools<81"  # fer needs pkg_resources
 src=src/emoar/web/static/vendor/mediapipe/face_detection
 for m in short_range full_range; do
   TF_CPP_MIN_LOG_LEVEL=3 "$PY" -m tf2onnx.convert --tflite "$src/face_detection_$m.tflite" \

@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 [ -x .venv-fer/bin/python ] || "$PY" -m venv .venv-fer
 .venv-fer/bin/pip install -q --upgrade pip
-.venv-fer/bin/pip install -q "tensorflow-cpu>=2.16,<2.21" opencv-python-headless pandas matplotlib requests tqdm Pillow "setuptools<81"
+.venv-fer/bin/pip install -q "tensorflow-cpu>=2.16,<2.21" "opencv-python-headless<5" pandas matplotlib requests tqdm Pillow "setuptools<81"
 .venv-fer/bin/pip install -q --no-deps fer==25.10.3
 if .venv-fer/bin/pip install -q "torch==2.13.0" && .venv-fer/bin/pip install -q --no-deps facenet-pytorch; then
   .venv-fer/bin/pip install -q torchvision==0.28.0 --no-deps 2>/dev/null \

@@ -146,6 +146,30 @@ def test_live_page_on_device_finds_the_face_and_draws_overlays(
     assert not any("/v1/stream" in u for u in log.urls), "on-device mode must not send frames to the server"
 
 
+def test_live_page_blazeface_detects_on_a_schedule_and_follows(
+    live_page: tuple[Any, PageLog], live_server: Any
+) -> None:
+    """The on-device BlazeFace finder (our shipped ONNX on onnxruntime-web): the face is found and
+    drawn, and between full detections (every 5th frame) it is followed on a region around it."""
+    page, log = live_page
+    if not on_device_available(page):
+        pytest.skip("on-device mode unavailable: front-end packages not vendored (run scripts/setup.sh)")
+    select_mode(page, "ondevice")
+    page.select_option("#detector", "blazeface")
+    wait_for(page, "() => window.__emoar.ready && window.__emoar.detector === 'blazeface'", what="blazeface")
+    state = wait_for_face(page, "ondevice")
+    frames0 = state["frames"]
+    wait_for(page, f"() => window.__emoar.frames >= {frames0 + 12}", what="12 more frames")
+    state = page.evaluate("() => JSON.parse(JSON.stringify(window.__emoar))")
+    check_face_and_overlay(page, state, "live_ondevice_blazeface.png")
+    stats = state["detections"]
+    assert stats["followed"] >= 3 * stats["full"] > 0, stats  # 4 of every 5 frames followed
+    assert "BlazeFace" in page.inner_text("#backend")
+    assert any(u.endswith("/assets/detectors/blazeface_short_range.onnx") for u in log.urls)
+    assert log.errors == [], log.errors
+    assert log.foreign_urls(live_server.url) == []
+
+
 def test_live_page_server_mode_and_back(live_page: tuple[Any, PageLog], live_server: Any) -> None:
     page, log = live_page
     select_mode(page, "server")

@@ -119,6 +119,22 @@ async def meet_host_page(room_id: str) -> HTMLResponse:
     return _page("meet_host.html")
 
 
+_DETECTOR_FILES = ("blazeface_short_range", "blazeface_full_range")
+
+
+@router.get("/assets/detectors/{name}.onnx")
+async def detector_model(name: str) -> Response:
+    """A BlazeFace detector model for the on-device page (the files ``emoar.detect`` ships)."""
+    if name not in _DETECTOR_FILES:
+        raise ApiError(
+            404, "not_found", f"No detector model {name!r}; available: {', '.join(_DETECTOR_FILES)}"
+        )
+    data = resources.files("emoar.detect").joinpath("models", f"{name}.onnx").read_bytes()
+    return Response(
+        data, media_type="application/octet-stream", headers={"Cache-Control": "public, max-age=86400"}
+    )
+
+
 @router.get("/assets/emoji/{name}.png")
 async def emoji(name: str) -> Response:
     """One emoji sprite (straight-alpha PNG) from the overlay's assets."""

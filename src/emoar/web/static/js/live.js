@@ -81,7 +81,7 @@ function configure() {
           await engine.setModel(model);
           await engine.setDetector(detector);
         }
-        ui.backend.textContent = `on-device · onnxruntime-web wasm (${window.ort.env.wasm.numThreads} thread) · MediaPipe ${detector}`;
+        ui.backend.textContent = `on-device · onnxruntime-web wasm (${window.ort.env.wasm.numThreads} thread) · ${detector.startsWith("blazeface") ? "BlazeFace on onnxruntime-web, detected every 5 frames" : `MediaPipe ${detector}`}`;
       } else {
         if (engine) await engine.close();
         setStatus("connecting to the server…");
@@ -125,6 +125,7 @@ async function processLoop() {
         lastFrameAt = now;
         state.frames += 1;
         state.latencyMs = r.speed_ms && r.speed_ms.total ? r.speed_ms.total : 0;
+        state.detections = current.detectionStats || null;
         state.faces = r.faces.map((f) => ({ box_xyxy: f.box_xyxy, expression: f.expression, uncertain: f.uncertain,
                                             track_id: f.track_id, score: f.score, ood_score: f.ood_score,
                                             probs: f.probs }));

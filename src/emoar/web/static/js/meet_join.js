@@ -131,7 +131,7 @@ $("agree").addEventListener("click", async () => {
     await startCamera();
     const catalog = await (await fetch("/v1/models")).json();
     const model = catalog.models.find((m) => m.name === catalog.default) || catalog.models[0];
-    engine = await new OnDeviceEngine().init(model, catalog.alignment, "short");
+    engine = await new OnDeviceEngine().init(model, catalog.alignment, "blazeface");
     loop();
   } catch (e) {
     state.error = String(e.message || e);

@@ -3,6 +3,7 @@
 // browser. Alignment and preprocessing mirror emoar/align.py (see align.js).
 
 import { alignmentMatrix, oodScore, preprocessInto, warpGray } from "./align.js";
+import { ScheduledBlazeFace } from "./blazeface.js";
 import { IouTracker, ProbabilitySmoother } from "./track.js";
 
 const VENDOR = "/static/vendor";
@@ -78,7 +79,7 @@ function meshToFace(points, W, H) {
  */
 export class OnDeviceEngine {
   constructor() {
-    this.detectorName = "short";
+    this.detectorName = "blazeface";
     this.model = null;
     this.alignment = null;
     this.tracker = new IouTracker();
@@ -91,9 +92,11 @@ export class OnDeviceEngine {
   /**
    * @param {object} model an entry of GET /v1/models "models"
    * @param {object} alignment GET /v1/models "alignment"
-   * @param {string} detector "short" | "full" (MediaPipe face detection) | "mesh" (face mesh)
+   * @param {string} detector "blazeface" | "blazeface_full" (BlazeFace on onnxruntime-web, detected
+   *   every 5 frames and followed in between) | "short" | "full" (MediaPipe's face detection
+   *   solution) | "mesh" (face mesh)
    */
-  async init(model, alignment, detector = "short") {
+  async init(model, alignment, detector = "blazeface") {
     this.alignment = alignment;
     await this.setModel(model);
     await this.setDetector(detector);
@@ -113,6 +116,13 @@ export class OnDeviceEngine {
     if (this.detector && this.detectorName === name) return;
     if (this.detector) { try { await this.detector.close(); } catch { /* already closed */ } }
     this.detectorName = name;
+    this.blazeface = null;
+    if (name === "blazeface" || name === "blazeface_full") {
+      this.detector = await ScheduledBlazeFace.create(this.ort, name === "blazeface_full" ? "full" : "short", 5);
+      this.blazeface = this.detector;
+      this.reset();
+      return;
+    }
     if (name === "mesh") {
       await loadScript(`${VENDOR}/mediapipe/face_mesh/face_mesh.js`);
       this.detector = new window.FaceMesh({ locateFile: (f) => `${VENDOR}/mediapipe/face_mesh/${f}` });
@@ -137,7 +147,10 @@ export class OnDeviceEngine {
    */
   get alignDetector() { return `mediapipe_${this.detectorName}`; }
 
-  reset() { this.tracker.reset(); this.smoother.reset(); }
+  reset() { this.tracker.reset(); this.smoother.reset(); if (this.blazeface) this.blazeface.reset(); }
+
+  /** How many frames were detected in full and how many followed (BlazeFace detectors). */
+  get detectionStats() { return this.blazeface ? { ...this.blazeface.stats } : null; }
 
   /**
    * Analyse one frame.
@@ -152,12 +165,17 @@ export class OnDeviceEngine {
     if (this.canvas.width !== W || this.canvas.height !== H) { this.canvas.width = W; this.canvas.height = H; }
     const t0 = performance.now();
     this.ctx.drawImage(source, 0, 0, W, H);  // one snapshot for both detection and the crops
-    this._results = null;
-    await this.detector.send({ image: this.canvas });
-    const r = this._results || {};
-    let dets = this.detectorName === "mesh"
-      ? (r.multiFaceLandmarks || []).map((pts) => meshToFace(pts, W, H))
-      : (r.detections || []).map((d) => detectionToFace(d, W, H));
+    let dets;
+    if (this.blazeface) {
+      dets = (await this.blazeface.detect(this.canvas, W, H)).map((d) => ({ ...d }));
+    } else {
+      this._results = null;
+      await this.detector.send({ image: this.canvas });
+      const r = this._results || {};
+      dets = this.detectorName === "mesh"
+        ? (r.multiFaceLandmarks || []).map((pts) => meshToFace(pts, W, H))
+        : (r.detections || []).map((d) => detectionToFace(d, W, H));
+    }
     dets = dets.filter((d) => d.box[2] - d.box[0] > 4 && d.box[3] - d.box[1] > 4);
     const t1 = performance.now();
     const faces = dets.length ? await this.classify(dets, W, H) : [];
