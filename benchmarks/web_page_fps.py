@@ -53,6 +53,11 @@ MODES: dict[str, tuple[str, str | None, str]] = {
         "blazeface",
         "on-device, BlazeFace on onnxruntime-web, detected every 5 frames",
     ),
+    "blazeface_full": (
+        "ondevice",
+        "blazeface_full",
+        "on-device, BlazeFace full range every 5 frames, short range following",
+    ),
     "short": ("ondevice", "short", "on-device, MediaPipe face detection (short range)"),
     "full": ("ondevice", "full", "on-device, MediaPipe face detection (full range)"),
     "mesh": ("ondevice", "mesh", "on-device, MediaPipe face mesh"),

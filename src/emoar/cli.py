@@ -705,7 +705,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     t.add_argument("--ema", type=float, default=0.999, help="EMA decay of weights (0 = off)")
     t.add_argument("--patience", type=int, default=0, help="early stopping patience in epochs (0 = off)")
-    t.add_argument("--teacher", help="checkpoint of a stronger model to distil from")
+    t.add_argument(
+        "--teacher",
+        help="checkpoint of a stronger model to distil from; several, comma-separated, distil "
+        "their averaged probabilities (an ensemble; needs --kd-offline)",
+    )
     t.add_argument(
         "--kd-alpha", type=float, default=0.5, help="weight of the teacher in the loss/targets (0-1)"
     )

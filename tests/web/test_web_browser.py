@@ -170,6 +170,33 @@ def test_live_page_blazeface_detects_on_a_schedule_and_follows(
     assert log.foreign_urls(live_server.url) == []
 
 
+def test_on_device_default_finder_finds_a_group(live_page: tuple[Any, PageLog], photos_dir: Path) -> None:
+    """The page's default face finder on the office photo (8 faces of 16-25 px): the near-face
+    model finds nobody, so the far-face model looks too and finds the group."""
+    page, log = live_page
+    if not on_device_available(page):
+        pytest.skip("on-device mode unavailable: front-end packages not vendored (run scripts/setup.sh)")
+    b64 = base64.b64encode((photos_dir / "office_group.jpg").read_bytes()).decode()
+    got = page.evaluate(
+        """async (b64) => {
+        const { OnDeviceEngine } = await import('/static/js/ondevice.js');
+        const cat = await fetch('/v1/models').then((r) => r.json());
+        const model = cat.models.find((m) => m.name === cat.default);
+        const eng = await new OnDeviceEngine().init(model, cat.alignment);
+        const img = new Image(); img.src = 'data:image/jpeg;base64,' + b64; await img.decode();
+        const r = await eng.process(img, 0);
+        const out = { faces: r.faces.length, detector: eng.detectorName, stats: eng.detectionStats };
+        await eng.close();
+        return out;
+    }""",
+        b64,
+    )
+    assert got["detector"] == "blazeface"
+    assert got["faces"] >= 6, got
+    assert got["stats"]["far"] == 1, got
+    assert log.errors == [], log.errors
+
+
 def test_live_page_server_mode_and_back(live_page: tuple[Any, PageLog], live_server: Any) -> None:
     page, log = live_page
     select_mode(page, "server")

@@ -72,7 +72,7 @@ class TrainConfig:
     bf16: bool = True
     threads: int = 0  # CPU threads (0 = all cores); 1 is steadier when the CPU is shared
     limit: int = 0  # use only the first N training images (smoke tests / CI)
-    teacher: str = ""  # checkpoint of a stronger model for knowledge distillation
+    teacher: str = ""  # checkpoint(s) of a stronger model for distillation; commas: an ensemble (offline)
     task: str = "fer2013"  # fer2013 (7 classes) | ferplus (8 classes, FER+ majority votes)
     init: str = ""  # start from these weights (fine-tuning); layers whose shapes differ are skipped
     kd_alpha: float = 0.5
@@ -206,14 +206,22 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True, max_
 
     teacher = None
     teacher_probs = None
-    if cfg.teacher:
-        teacher, tmeta = load_checkpoint(cfg.teacher)
+    paths = [p for p in cfg.teacher.split(",") if p.strip()] if cfg.teacher else []
+    if len(paths) > 1 and not cfg.kd_offline:
+        raise ValueError(
+            "several teachers (an ensemble) need kd_offline: their probabilities are averaged once"
+        )
+    for path in paths:
+        teacher, tmeta = load_checkpoint(path.strip())
         if tuple(tmeta["labels"]) != tuple(labels):
             raise ValueError(f"Teacher labels {tmeta['labels']} differ from {labels}")
         if cfg.kd_offline:
             t0 = time.time()
-            teacher_probs = offline_teacher_probs(teacher, tmeta, tr.images, cfg.kd_temperature)
-            logger.info("Offline teacher targets for %d faces (%.0fs)", len(tr), time.time() - t0)
+            probs = offline_teacher_probs(teacher, tmeta, tr.images, cfg.kd_temperature)
+            teacher_probs = (
+                probs / len(paths) if teacher_probs is None else teacher_probs + probs / len(paths)
+            )
+            logger.info("Offline teacher targets of %s for %d faces (%.0fs)", path, len(tr), time.time() - t0)
             teacher = None
         else:
             teacher = teacher.to(device).to(memory_format=mem).eval()  # type: ignore[call-overload]

@@ -7,6 +7,8 @@
 // weighted non-maximum suppression at IoU 0.3. Between full detections each face is re-found by
 // the short-range model on a square region around its previous box (MediaPipe's detection on a
 // region of interest): a face that is not found there is lost and the frame is detected in full.
+// When the near-face (short range) model finds nobody in a whole frame, the full-range model
+// looks too, so groups and distant faces are found with the default setting.
 
 const VARIANTS = {
   short: { file: "blazeface_short_range", size: 128, strides: [8, 16, 16, 16], twoPerScale: true },
@@ -123,17 +125,30 @@ export class ScheduledBlazeFace {
   static async create(ort, variant = "short", detectEvery = 5) {
     const short = await BlazeFaceModel.create(ort, "short");
     const full = variant === "full" ? await BlazeFaceModel.create(ort, "full") : short;
-    return new ScheduledBlazeFace(full, short, detectEvery);
+    return new ScheduledBlazeFace(ort, full, short, detectEvery);
   }
 
-  constructor(full, follow, detectEvery) {
+  constructor(ort, full, follow, detectEvery) {
+    this.ort = ort;
     this.full = full;
     this.follow = follow;
+    this.far = full !== follow ? full : null; // the full-range model, loaded on first need
     this.detectEvery = detectEvery;
     this.reset();
   }
 
-  reset() { this.faces = []; this.since = 0; this.stats = { full: 0, followed: 0 }; }
+  /** Whole-frame detection; when the near-face model finds nobody, the far-face (full range)
+   *  model looks too, so a group or a distant face is found without changing the setting. */
+  async detectFrame(source, W, H) {
+    const side = Math.max(W, H), x = (W - side) / 2, y = (H - side) / 2;
+    const faces = await this.full.detect(source, x, y, side);
+    if (faces.length || this.full !== this.follow) return faces;
+    if (!this.far) this.far = await BlazeFaceModel.create(this.ort, "full");
+    this.stats.far += 1;
+    return this.far.detect(source, x, y, side);
+  }
+
+  reset() { this.faces = []; this.since = 0; this.stats = { full: 0, followed: 0, far: 0 }; }
 
   async detect(source, W, H) {
     if (this.faces.length && this.since < this.detectEvery - 1) {
@@ -153,8 +168,7 @@ export class ScheduledBlazeFace {
         return this.faces;
       }
     }
-    const side = Math.max(W, H);
-    this.faces = await this.full.detect(source, (W - side) / 2, (H - side) / 2, side);
+    this.faces = await this.detectFrame(source, W, H);
     this.since = 0;
     this.stats.full += 1;
     return this.faces;
