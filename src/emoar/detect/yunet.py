@@ -28,7 +28,6 @@ default they are replaced by MTCNN O-net landmarks computed on each YuNet box (s
 from __future__ import annotations
 
 import ctypes
-import dataclasses
 import importlib.util
 import logging
 import os
@@ -41,8 +40,6 @@ import numpy as np
 import numpy.typing as npt
 
 from emoar.detect.base import BaseDetector, DetectorOptions, RawDetections
-from emoar.detect.onet import ONetLandmarks
-from emoar.types import Detection
 
 __all__ = ["YuNetDetector", "find_libfacedetection"]
 
@@ -141,14 +138,7 @@ class YuNetDetector(BaseDetector):
         super().__init__(options)
         self._fn = _load(options.num_threads)
         self._buffer: npt.NDArray[np.uint8] | None = np.zeros(RESULT_BUFFER_BYTES, np.uint8)
-        self._onet: ONetLandmarks | None = None
-        if options.refine_landmarks:
-            try:
-                self._onet = ONetLandmarks()
-            except ImportError as exc:
-                logger.warning(
-                    "YuNet landmarks are not refined (%s); tilted faces will align less upright", exc
-                )
+        self._load_onet()
 
     def _call(self, image_bgr: npt.NDArray[np.uint8]) -> npt.NDArray[np.int16]:
         """Run ``facedetect_cnn`` on a contiguous BGR image; ``(N, 16)`` int16 rows."""
@@ -181,15 +171,5 @@ class YuNetDetector(BaseDetector):
         lm = rows[:, 5:15].astype(np.float64).reshape(-1, 5, 2)
         return RawDetections(xyxy, rows[:, 0].astype(np.float64) / 100.0, lm)
 
-    def _refine(self, image_bgr: npt.NDArray[np.uint8], detections: list[Detection]) -> list[Detection]:
-        if self._onet is None:
-            return detections
-        landmarks, _ = self._onet(image_bgr, [d.box_xyxy for d in detections])
-        return [
-            dataclasses.replace(d, landmarks_xy=lm.astype(np.float32))
-            for d, lm in zip(detections, landmarks, strict=True)
-        ]
-
     def _release(self) -> None:
         self._buffer = None
-        self._onet = None

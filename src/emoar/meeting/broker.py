@@ -110,19 +110,7 @@ class RedisBroker:
         hub = self._hub
         if hub is not None:  # others show this process's participants as left at once
             for live in list(hub._live.values()):
-                for pid, n in list(live.online.get(hub.worker_id, {}).items()):
-                    if n:
-                        self.publish(
-                            {
-                                "op": "online",
-                                "room": live.row.id,
-                                "exp": live.row.expires_at,
-                                "w": hub.worker_id,
-                                "pid": pid,
-                                "n": 0,
-                                "t": time.time(),
-                            }
-                        )
+                self._restate(hub, live, gone=True)
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self._drained(), 3)
         for t in self._tasks:
@@ -135,6 +123,13 @@ class RedisBroker:
                 await self.redis.delete(self._worker_key(hub.worker_id))
         with contextlib.suppress(Exception):
             await self.redis.aclose()
+
+    def _restate(self, hub: RoomHub, live: Any, *, gone: bool) -> None:
+        """Publish this process's socket count of every participant of a room (0 when ``gone``)."""
+        for pid, n in list(live.online.get(hub.worker_id, {}).items()):
+            if n or not gone:
+                op = {"op": "online", "room": live.row.id, "exp": live.row.expires_at}
+                self.publish({**op, "w": hub.worker_id, "pid": pid, "n": 0 if gone else n, "t": time.time()})
 
     async def _drained(self) -> None:
         while not self.queue.empty():
@@ -194,18 +189,7 @@ class RedisBroker:
                 if not first:  # ops may have been missed while away: merge the shared state,
                     for live in list(hub._live.values()):  # and restate this process's sockets
                         await hub.reload(live.row.id)
-                        for pid, n in list(live.online.get(hub.worker_id, {}).items()):
-                            self.publish(
-                                {
-                                    "op": "online",
-                                    "room": live.row.id,
-                                    "exp": live.row.expires_at,
-                                    "w": hub.worker_id,
-                                    "pid": pid,
-                                    "n": n,
-                                    "t": time.time(),
-                                }
-                            )
+                        self._restate(hub, live, gone=False)
                 first, delay = False, 0.5
                 async for message in pubsub.listen():
                     if message.get("type") != "message":

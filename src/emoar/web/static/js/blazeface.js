@@ -10,6 +10,8 @@
 // When the near-face (short range) model finds nobody in a whole frame, the full-range model
 // looks too, so groups and distant faces are found with the default setting.
 
+import { iou } from "./track.js";
+
 const VARIANTS = {
   short: { file: "blazeface_short_range", size: 128, strides: [8, 16, 16, 16], twoPerScale: true },
   full: { file: "blazeface_full_range", size: 192, strides: [4], twoPerScale: false },
@@ -90,14 +92,6 @@ class BlazeFaceModel {
       score: d.score,
     }));
   }
-}
-
-function iou(a, b) {
-  const ix = Math.max(0, Math.min(a[2], b[2]) - Math.max(a[0], b[0]));
-  const iy = Math.max(0, Math.min(a[3], b[3]) - Math.max(a[1], b[1]));
-  const inter = ix * iy;
-  const u = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter;
-  return u > 0 ? inter / u : 0;
 }
 
 /** MediaPipe's weighted NMS: each cluster becomes its score-weighted mean (box and keypoints). */

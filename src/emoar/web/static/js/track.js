@@ -2,7 +2,7 @@
 // (IoU matching with a centroid fallback) and emoar/smooth.py (time-aware EMA with hysteresis),
 // with the same defaults, so overlays are as steady as in server mode.
 
-function iou(a, b) {
+export function iou(a, b) {
   const ix = Math.max(0, Math.min(a[2], b[2]) - Math.max(a[0], b[0]));
   const iy = Math.max(0, Math.min(a[3], b[3]) - Math.max(a[1], b[1]));
   const inter = ix * iy;
