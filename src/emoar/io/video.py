@@ -206,7 +206,28 @@ class VideoSource:
         )
 
 
-class VideoSink:
+class _Sink:
+    """``with`` for sinks: :meth:`close` on success, :meth:`abort` when the block raises."""
+
+    def close(self) -> Path:
+        raise NotImplementedError
+
+    def abort(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if exc_type is not None:
+            self.abort()
+        else:
+            self.close()
+
+
+class VideoSink(_Sink):
     """Writes BGR frames to an MP4 file (MPEG-4 Part 2, FourCC ``mp4v``), atomically.
 
     Frames go to a temporary file next to the target; :meth:`close` checks that the file
@@ -357,17 +378,6 @@ class VideoSink:
             self._tmp.unlink(missing_ok=True)
             self._tmp = None
 
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        if exc_type is not None:
-            self.abort()
-        else:
-            self.close()
-
     def __del__(self) -> None:  # never leave a temp file behind if the sink is dropped unclosed
         if getattr(self, "_tmp", None) is not None and not getattr(self, "_closed", True):
             with contextlib.suppress(Exception):
@@ -416,7 +426,7 @@ def prefetch(items: Iterable[_T], depth: int = 4) -> Iterator[_T]:
         worker.join(timeout=5)
 
 
-class ThreadedSink:
+class ThreadedSink(_Sink):
     """A :class:`VideoSink` that encodes in a background thread (up to ``depth`` frames queued),
     so encoding overlaps the analysis of the next frames. Same methods; an encoding error is
     raised by the next :meth:`write` or by :meth:`close`.
@@ -475,14 +485,3 @@ class ThreadedSink:
                 self._q.get_nowait()
         self._finish()
         self.sink.abort()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        if exc_type is not None:
-            self.abort()
-        else:
-            self.close()
