@@ -437,6 +437,12 @@ def test_upload_page_image(browser: Any, live_server: Any, photos_dir: Path) -> 
     assert page.evaluate("() => document.getElementById('result-image').naturalWidth") == 681
     assert page.get_attribute("#dl-json", "href").startswith("blob:")
     assert page.get_attribute("#dl-csv", "download") == "portrait_emoar.csv"
+    badges = page.locator(".face-no")  # numbered on the image like the table's "#" column
+    assert badges.count() == 1 and badges.first.inner_text() == "1"
+    box, img = badges.first.bounding_box(), page.locator("#result-image").bounding_box()
+    x1, y1 = result["faces"][0]["box_xyxy"][:2]
+    assert abs(box["x"] + box["width"] / 2 - (img["x"] + x1 / 681 * img["width"])) < 3
+    assert abs(box["y"] + box["height"] / 2 - (img["y"] + y1 / result["height"] * img["height"])) < 3
     page.screenshot(path=str(ARTIFACTS / "upload_image.png"), full_page=True)
     assert log.errors == [] and log.foreign_urls(live_server.url) == []
     context.close()
@@ -454,6 +460,27 @@ def test_upload_page_rejects_a_text_file_with_the_server_message(
     page.set_input_files("#file", str(bad))
     wait_for(page, "() => document.body.dataset.state === 'error'", what="the error")
     assert "400" in page.inner_text("#status") and "text" in page.inner_text("#status")
+    context.close()
+
+
+def test_upload_error_after_a_success_clears_the_previous_result(
+    browser: Any, live_server: Any, photos_dir: Path, tmp_path: Path
+) -> None:
+    bad = tmp_path / "broken.jpg"
+    bad.write_bytes((photos_dir / "portrait.jpg").read_bytes()[:300])  # a truncated JPEG
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(f"{live_server.url}/upload")
+    wait_for(page, "() => document.body.dataset.state === 'ready'", what="the upload page")
+    page.set_input_files("#file", str(photos_dir / "portrait.jpg"))
+    wait_for(page, "() => document.body.dataset.state === 'done'", what="the first analysis")
+    assert page.locator("#faces tbody tr").count() == 1 and page.is_visible("#result")
+    page.set_input_files("#file", str(bad))
+    wait_for(page, "() => document.body.dataset.state === 'error'", what="the error")
+    assert not page.is_visible("#result"), "the old result is still shown under the error"
+    assert page.locator("#faces tbody tr").count() == 0
+    assert page.get_attribute("#dl-json", "href") is None and page.get_attribute("#dl-csv", "href") is None
+    assert page.evaluate("() => window.__emoarUpload.result") is None
     context.close()
 
 

@@ -8,7 +8,7 @@ const $ = (id) => document.getElementById(id);
 const ui = {
   file: $("file"), drop: $("drop"), model: $("model"), style: $("style"), status: $("status"), result: $("result"),
   img: $("result-image"), video: $("result-video"), canvas: $("clip-overlay"), dlJson: $("dl-json"), dlCsv: $("dl-csv"),
-  table: $("faces"),
+  table: $("faces"), stage: $("stage"),
 };
 const VIDEO_EXT = /\.(mp4|m4v|mov|webm|mkv|avi)$/i;
 const CSV_HEAD = ["frame", "timestamp_ms", "track_id", "x1", "y1", "x2", "y2", "score", "expression", "uncertain"];
@@ -76,12 +76,20 @@ async function post(url, file) {
   return body;
 }
 
+/** Clear everything the previous file showed, so an error never sits above its results. */
 function reset() {
   urls.forEach((u) => URL.revokeObjectURL(u));
   urls = [];
+  ui.result.classList.add("hidden");
   ui.img.classList.add("hidden"); ui.video.classList.add("hidden"); ui.canvas.classList.add("hidden");
+  ui.img.removeAttribute("src");
   ui.video.removeAttribute("src");
+  ui.stage.querySelectorAll(".face-no").forEach((el) => el.remove());
+  ui.table.tHead.replaceChildren();
+  ui.table.tBodies[0].replaceChildren();
+  for (const a of [ui.dlJson, ui.dlCsv]) { a.removeAttribute("href"); a.removeAttribute("download"); }
   ui.dlCsv.onclick = null;
+  state.result = null;
 }
 
 async function analyzeImage(file) {
@@ -99,7 +107,21 @@ async function analyzeImage(file) {
   ui.dlCsv.href = objectUrl(new Blob([csvFromFrames(frames, labels())], { type: "text/csv" }));
   ui.dlCsv.download = `${stem}_emoar.csv`;
   fillTable(res.faces.map((f, i) => ({ f, i })), false);
+  numberFaces(res);
   return `${res.faces.length} face(s) in ${res.width}×${res.height}`;
+}
+
+/** A numbered badge at each face's top-left corner, matching the table's "#" column (placed in
+ *  percent of the image, so it stays on the face at any displayed size). */
+function numberFaces(res) {
+  res.faces.forEach((f, i) => {
+    const el = document.createElement("span");
+    el.className = "face-no";
+    el.textContent = String(i + 1);
+    el.style.left = `${(f.box_xyxy[0] / res.width) * 100}%`;
+    el.style.top = `${(f.box_xyxy[1] / res.height) * 100}%`;
+    ui.stage.appendChild(el);
+  });
 }
 
 async function analyzeVideo(file) {
