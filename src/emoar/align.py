@@ -82,9 +82,13 @@ FER_TEMPLATE_48.setflags(write=False)
 #: pixels of the 48x48 image (edges; [0, 48] is the whole image). Same measurement as
 #: :data:`FER_TEMPLATE_48`: median centre (cx symmetrised to 24), median size scaled so that the
 #: fallback's max(w ratio, h ratio) is 1 in the median. Detection rates on the upscaled FER
-#: images: YuNet 97%, MTCNN 89%, Haar 78%. Used by the box-only fallback.
+#: images: YuNet 97%, MTCNN 89%, Haar 78%, BlazeFace full range 70%, short range 96%
+#: (``scripts/estimate_template.py --n 2000 --detectors blazeface blazeface_short``). Used by the
+#: box-only fallback.
 FER_BOX_48: dict[str, tuple[float, float, float, float]] = {
     "yunet": (24.00, 23.70, 39.74, 53.20),
+    "blazeface": (24.00, 26.09, 43.38, 43.38),
+    "blazeface_short": (24.00, 27.59, 40.83, 40.83),
     "mtcnn": (24.00, 24.40, 39.50, 52.40),
     "haar": (24.00, 23.90, 46.40, 46.40),
 }

@@ -145,7 +145,10 @@ export class OnDeviceEngine {
    * framing is not measured in emoar.align.FER_BOX_48, so YuNet's applies, as align.py does for
    * any unknown detector name. See the top of align.js.
    */
-  get alignDetector() { return `mediapipe_${this.detectorName}`; }
+  get alignDetector() {
+    if (this.blazeface) return "blazeface_short";  // its boxes (the follower's) are measured in FER_BOX_48
+    return `mediapipe_${this.detectorName}`;
+  }
 
   reset() { this.tracker.reset(); this.smoother.reset(); if (this.blazeface) this.blazeface.reset(); }
 
