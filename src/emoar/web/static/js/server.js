@@ -1,6 +1,7 @@
 // Server mode: JPEG frames over WS /v1/stream, per-frame JSON results back (track ids and
 // smoothing live on the server, one state per connection). One frame in flight at a time, so
-// results never queue up behind the camera.
+// results never queue up behind the camera; the next frame's JPEG is encoded while the server
+// works on the current one.
 
 const MAX_SIDE = 640;     // frames are downscaled to this longer side before JPEG encoding
 const JPEG_QUALITY = 0.8;
@@ -19,6 +20,7 @@ export class ServerEngine {
   async init(model) {
     await this.close();
     this.model = model;
+    this.next = null;
     const proto = location.protocol === "https:" ? "wss:" : "ws:";
     const url = `${proto}//${location.host}/v1/stream?model=${encodeURIComponent(model.name)}`;
     const ws = new WebSocket(url);
@@ -73,18 +75,29 @@ export class ServerEngine {
     const W = source.videoWidth || source.naturalWidth || source.width;
     const H = source.videoHeight || source.naturalHeight || source.height;
     if (!W || !H) return { faces: [], width: 0, height: 0, speed_ms: {} };
-    const scale = Math.min(1, MAX_SIDE / Math.max(W, H));
-    const w = Math.round(W * scale), h = Math.round(H * scale);
-    if (this.canvas.width !== w || this.canvas.height !== h) { this.canvas.width = w; this.canvas.height = h; }
-    this.ctx.drawImage(source, 0, 0, w, h);
-    const blob = await new Promise((resolve) => this.canvas.toBlob(resolve, "image/jpeg", JPEG_QUALITY));
+    // The JPEG of this frame was usually encoded while the server worked on the previous one
+    // (still one frame in flight: results never queue up behind the camera).
+    let next = this.next;
+    this.next = null;
+    if (!next || next.W !== W || next.H !== H || performance.now() - next.at > 100) next = await this._encode(source, W, H);
     const t0 = performance.now();
     const result = await new Promise((resolve, reject) => {
-      this.pending = { resolve, reject, scale };
-      blob.arrayBuffer().then((buf) => this.ws.send(buf), reject);
+      this.pending = { resolve, reject, scale: next.scale };
+      this.ws.send(next.buf);
+      this._encode(source, W, H).then((e) => { this.next = e; }, () => { this.next = null; });
     });
     result.speed_ms = { ...(result.speed_ms || {}), total: performance.now() - t0 };
     return result;
+  }
+
+  async _encode(source, W, H) {
+    const scale = Math.min(1, MAX_SIDE / Math.max(W, H));
+    const w = Math.round(W * scale), h = Math.round(H * scale);
+    if (this.canvas.width !== w || this.canvas.height !== h) { this.canvas.width = w; this.canvas.height = h; }
+    const at = performance.now();
+    this.ctx.drawImage(source, 0, 0, w, h);
+    const blob = await new Promise((resolve) => this.canvas.toBlob(resolve, "image/jpeg", JPEG_QUALITY));
+    return { buf: await blob.arrayBuffer(), scale, W, H, at };
   }
 
   reset() {
