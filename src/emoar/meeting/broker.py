@@ -109,8 +109,8 @@ class RedisBroker:
         """Publish what is queued, retract this process's sockets and stop."""
         hub = self._hub
         if hub is not None:  # others show this process's participants as left at once
-            for live in list(hub._live.values()):
-                self._restate(hub, live, gone=True)
+            for op in hub.socket_ops(gone=True):
+                self.publish(op)
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self._drained(), 3)
         for t in self._tasks:
@@ -123,13 +123,6 @@ class RedisBroker:
                 await self.redis.delete(self._worker_key(hub.worker_id))
         with contextlib.suppress(Exception):
             await self.redis.aclose()
-
-    def _restate(self, hub: RoomHub, live: Any, *, gone: bool) -> None:
-        """Publish this process's socket count of every participant of a room (0 when ``gone``)."""
-        for pid, n in list(live.online.get(hub.worker_id, {}).items()):
-            if n or not gone:
-                op = {"op": "online", "room": live.row.id, "exp": live.row.expires_at}
-                self.publish({**op, "w": hub.worker_id, "pid": pid, "n": 0 if gone else n, "t": time.time()})
 
     async def _drained(self) -> None:
         while not self.queue.empty():
@@ -187,9 +180,10 @@ class RedisBroker:
                 await pubsub.subscribe(self.channel)
                 self._subscribed.set()
                 if not first:  # ops may have been missed while away: merge the shared state,
-                    for live in list(hub._live.values()):  # and restate this process's sockets
-                        await hub.reload(live.row.id)
-                        self._restate(hub, live, gone=False)
+                    for room_id in hub.loaded_rooms():  # and restate this process's sockets
+                        await hub.reload(room_id)
+                    for op in hub.socket_ops(gone=False):
+                        self.publish(op)
                 first, delay = False, 0.5
                 async for message in pubsub.listen():
                     if message.get("type") != "message":
@@ -213,7 +207,7 @@ class RedisBroker:
                 return  # this process's own ops are applied already
             for op in msg.get("ops", []):
                 self.received += 1
-                self._hub.apply_remote(op)
+                self._hub.apply(op)
         except Exception:  # a bad message must not stop the subscription
             logger.exception("broker: could not apply a published op")
 
@@ -233,12 +227,17 @@ class RedisBroker:
                 worker, _, pid = rest.rpartition(":")
                 n, t = json.loads(value)
                 online[(worker, int(pid))] = (int(n), float(t))
-        workers = sorted({w for w, _ in online})
-        if workers:
-            alive = await self.redis.mget([self._worker_key(w) for w in workers])
-            dead = {w for w, a in zip(workers, alive, strict=True) if a is None}
-            online = {k: v for k, v in online.items() if k[0] not in dead}
+        dead = await self._dead({w for w, _ in online})
+        online = {k: v for k, v in online.items() if k[0] not in dead}
         return {"states": states, "online": online}
+
+    async def _dead(self, workers: set[str]) -> set[str]:
+        """The processes among ``workers`` whose heartbeat key has expired."""
+        if not workers:
+            return set()
+        names = sorted(workers)
+        alive = await self.redis.mget([self._worker_key(w) for w in names])
+        return {w for w, a in zip(names, alive, strict=True) if a is None}
 
     async def _beat(self) -> None:
         assert self._hub is not None
@@ -254,18 +253,13 @@ class RedisBroker:
             await asyncio.sleep(self.worker_ttl_s / 3)
             try:
                 await self._beat()
-                workers = sorted(hub.remote_workers())
-                if not workers:
-                    continue
-                alive = await self.redis.mget([self._worker_key(w) for w in workers])
-                for worker, a in zip(workers, alive, strict=True):
-                    if a is None:
-                        logger.info("broker: process %s stopped; its sockets are dropped", worker)
-                        for room_id in hub.worker_gone(worker):
-                            keys: list[str] = await self.redis.hkeys(self._key(room_id))  # type: ignore[assignment]  # decode_responses=True
-                            fields = [f for f in keys if f.startswith(f"o:{worker}:")]
-                            if fields:
-                                await self.redis.hdel(self._key(room_id), *fields)
+                for worker in await self._dead(hub.remote_workers()):
+                    logger.info("broker: process %s stopped; its sockets are dropped", worker)
+                    for room_id in hub.worker_gone(worker):
+                        keys: list[str] = await self.redis.hkeys(self._key(room_id))  # type: ignore[assignment]  # decode_responses=True
+                        fields = [f for f in keys if f.startswith(f"o:{worker}:")]
+                        if fields:
+                            await self.redis.hdel(self._key(room_id), *fields)
             except asyncio.CancelledError:
                 raise
             except Exception as e:

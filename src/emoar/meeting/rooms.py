@@ -18,7 +18,7 @@ constant time and scoped to one room and one role.
 Every change of a room's live state is one *op* (``join``, ``online``, ``state``, ``react``,
 ``end``, ``delete``) that :meth:`RoomHub._emit` applies here and hands to the broker, if any
 (:mod:`emoar.meeting.broker`), which publishes it to the other processes serving rooms; they
-apply it with :meth:`RoomHub.apply_remote`. Ops carry absolute values (a worker's socket count
+apply it with :meth:`RoomHub.apply`. Ops carry absolute values (a worker's socket count
 for a participant, a participant's whole state, with its time), so applying one twice, or one
 already contained in the shared state a process loads a room from, changes nothing. Without a
 broker the hub is the single process's in-memory state.
@@ -124,6 +124,11 @@ class Broker(Protocol):
     def publish(self, op: dict[str, Any]) -> None:
         """Send one op to the other processes (must not block)."""
 
+    async def load(self, room_id: str) -> dict[str, Any]:
+        """A room's shared state: ``states`` (pid -> (state, t)), ``online`` ((worker, pid) ->
+        (sockets, t))."""
+        ...
+
 
 class RoomHub:
     """Every room of this server: creation, joining, authentication, live state and fan-out.
@@ -136,6 +141,8 @@ class RoomHub:
         base_url: prefix for the links returned at creation (``""``: paths only).
         broker: fan-out to the other processes serving rooms (None: this process only).
         mood_interval_s: mood messages are sent at most this often per room.
+        loop: the event loop that owns the rooms' sockets; ops from REST calls run in worker
+            threads and are handed to it (None: whatever thread calls, e.g. direct use).
     """
 
     def __init__(
@@ -148,6 +155,7 @@ class RoomHub:
         base_url: str = "",
         broker: Broker | None = None,
         mood_interval_s: float = 0.2,
+        loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
         self.store = store
         self.labels = tuple(labels)
@@ -157,6 +165,7 @@ class RoomHub:
         self.base_url = base_url.rstrip("/")
         self._live: dict[str, _Live] = {}
         self.broker = broker
+        self.loop = loop
         self.worker_id = secrets.token_hex(6)  # names this process in ops and shared state
         self._loading: dict[str, asyncio.Future[None]] = {}
 
@@ -266,15 +275,7 @@ class RoomHub:
         """Delete the room and all its data (host only)."""
         self._require_host(principal)
         self.store.delete_room(principal.room_id)
-        self._deleted(principal.room_id)
-        if self.broker is not None:
-            self.broker.publish({"op": "delete", "room": principal.room_id, "exp": 0.0})
-
-    def _deleted(self, room_id: str) -> None:
-        live = self._live.pop(room_id, None)
-        if live is not None:
-            for c in list(live.conns):
-                c.finish({"type": "ended", "deleted": True})
+        self._on_loop(self._apply_and_publish, {"op": "delete", "room": principal.room_id, "exp": 0.0})
 
     def _require_host(self, principal: Principal) -> None:
         if principal.role != "host":
@@ -425,17 +426,31 @@ class RoomHub:
 
     # ------------------------------------------------------------------ ops (one process or many)
     def _emit(self, live: _Live, op: dict[str, Any]) -> None:
-        """Apply an op of this process and publish it to the others."""
+        """Apply an op of this process and publish it to the others (on the rooms' loop)."""
         op["room"], op["exp"] = live.row.id, live.row.expires_at
-        self._apply(live, op)
+        self._on_loop(self._apply_and_publish, op)
+
+    def _on_loop(self, fn: Any, *args: Any) -> None:
+        """Run ``fn`` on the rooms' event loop: sockets' queues and the broker's are asyncio
+        queues, which only that loop may touch (REST handlers call the hub in worker threads)."""
+        loop = self.loop
+        if loop is None or _running_loop() is loop:
+            fn(*args)
+        else:
+            loop.call_soon_threadsafe(fn, *args)
+
+    def _apply_and_publish(self, op: dict[str, Any]) -> None:
+        self.apply(op)
         if self.broker is not None:
             self.broker.publish(op)
 
-    def apply_remote(self, op: dict[str, Any]) -> None:
-        """Apply an op another process published (rooms not loaded here are skipped: loading
-        one reads the shared state)."""
+    def apply(self, op: dict[str, Any]) -> None:
+        """Apply an op of this process or one another process published (rooms not loaded
+        here are skipped: loading one reads the shared state)."""
         if op.get("op") == "delete":
-            self._deleted(op["room"])
+            gone = self._live.pop(op["room"], None)
+            for c in list(gone.conns) if gone is not None else []:
+                c.finish({"type": "ended", "deleted": True})
             return
         live = self._live.get(op.get("room", ""))
         if live is not None:
@@ -550,10 +565,9 @@ class RoomHub:
     async def reload(self, room_id: str) -> None:
         """Merge the shared state of a loaded room (after loading it, or a broker reconnect)."""
         live = self._live.get(room_id)
-        load = getattr(self.broker, "load", None)
-        if live is None or load is None:
+        if live is None or self.broker is None:
             return
-        shared = await load(room_id)
+        shared = await self.broker.load(room_id)
         for pid, (state, t) in shared["states"].items():
             if t > live.seen.get(pid, 0.0):
                 live.seen[pid], live.states[pid] = t, state
@@ -574,6 +588,29 @@ class RoomHub:
                 self._set_online(live, worker, pid, 0, time.time())
             live.online.pop(worker, None)
         return rooms
+
+    def loaded_rooms(self) -> list[str]:
+        """The rooms this process holds live state of."""
+        return list(self._live)
+
+    def socket_ops(self, *, gone: bool) -> list[dict[str, Any]]:
+        """``online`` ops restating this process's socket count of every participant (0 for all
+        when ``gone``: the process is stopping), for the broker to publish."""
+        now = time.time()
+        return [
+            {
+                "op": "online",
+                "room": live.row.id,
+                "exp": live.row.expires_at,
+                "w": self.worker_id,
+                "pid": pid,
+                "n": 0 if gone else n,
+                "t": now,
+            }
+            for live in self._live.values()
+            for pid, n in live.online.get(self.worker_id, {}).items()
+            if n or not gone
+        ]
 
     def remote_workers(self) -> set[str]:
         """The other processes this one knows hold sockets of its rooms."""
@@ -652,6 +689,13 @@ class RoomHub:
             for e in entries
         ]
         return _csv(header, body)
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
 
 
 def _csv(header: list[str], rows: list[list[Any]]) -> str:

@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -85,9 +86,6 @@ async def get_rooms(conn: HTTPConnection) -> RoomHub:
                 "Meeting rooms served by several workers need EMOAR_BROKER_URL=redis://... "
                 "(or run one worker)",
             )
-        engine = get_engine(conn)
-        store = await run_in_threadpool(RoomStore, settings.database_url or _data_dir(settings))
-        await run_in_threadpool(store.purge_expired)
         broker = None
         if settings.broker_url:
             from emoar.meeting.broker import BrokerError, RedisBroker
@@ -99,14 +97,17 @@ async def get_rooms(conn: HTTPConnection) -> RoomHub:
                     worker_ttl_s=settings.broker_worker_ttl_s,
                 )
             except BrokerError as e:
-                store.close()
                 raise ApiError(503, "broker_unavailable", str(e)) from e
+        engine = get_engine(conn)
+        store = await run_in_threadpool(RoomStore, settings.database_url or _data_dir(settings))
+        await run_in_threadpool(store.purge_expired)
         hub = RoomHub(
             store,
             engine.model(None).labels,
             stale_after_s=settings.room_stale_after_s,
             max_participants=settings.room_max_participants,
             broker=broker,
+            loop=asyncio.get_running_loop(),
         )
         if broker is not None:
             try:
@@ -226,10 +227,12 @@ async def room_timeline(
     return Response(text, media_type="application/json")
 
 
-async def _host_action(hub: RoomHub, room_id: str, authorization: str | None, action: str) -> Response:
+async def _host_action(
+    hub: RoomHub, room_id: str, authorization: str | None, action: Callable[[Principal], None]
+) -> Response:
     principal = _principal(hub, room_id, authorization)
     try:
-        await run_in_threadpool(getattr(hub, action), principal)
+        await run_in_threadpool(action, principal)
     except RoomError as e:
         raise _api(e) from e
     return Response(status_code=204)
@@ -242,7 +245,7 @@ async def end_room(
     hub: RoomHub = Depends(get_rooms),  # noqa: B008
 ) -> Response:
     """End the room for everyone (host only); its history stays exportable until deleted."""
-    return await _host_action(hub, room_id, authorization, "end")
+    return await _host_action(hub, room_id, authorization, hub.end)
 
 
 @router.delete("/v1/rooms/{room_id}", status_code=204, responses=_ROOM_ERRORS)
@@ -252,7 +255,7 @@ async def delete_room(
     hub: RoomHub = Depends(get_rooms),  # noqa: B008
 ) -> Response:
     """Delete the room and every record of it (host only)."""
-    return await _host_action(hub, room_id, authorization, "delete")
+    return await _host_action(hub, room_id, authorization, hub.delete)
 
 
 @router.websocket("/v1/rooms/{room_id}/ws")
