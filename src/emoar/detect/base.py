@@ -129,9 +129,9 @@ class DetectorOptions:
             a face that is lost triggers a full detection at once, a new face is found at most
             ``detect_every - 1`` frames late. 1 = detect every frame. Needs landmarks (YuNet,
             MTCNN); Haar always detects every frame. Default 5, by measurement
-            (``python benchmarks/video_e2e.py --detect-every 1,3,5,10``): the whole ``emoar
-            video`` run on a one-face 640x480 clip went from 47 fps (every frame) to 77 / 85 /
-            88 fps at 3 / 5 / 10, with one track throughout and the same expressions
+            (``python benchmarks/video_e2e.py --configs yunet:1,yunet:3,yunet:5,yunet:10``):
+            the whole ``emoar video`` run on a one-face 640x480 clip went from 47 fps (every
+            frame) to 77 / 85 / 88 fps at 3 / 5 / 10, with one track throughout and the same expressions
             (``tests/test_follow.py``); 5 keeps a new face at most 4 frames late.
         follow_min_prob: a followed face whose O-net face probability falls below this is
             taken as lost (the frame is then detected in full).
@@ -158,11 +158,7 @@ class DetectorOptions:
         object.__setattr__(self, "name", name)
         if self.min_score is not None and not (0.0 <= float(self.min_score) <= 1.0):
             raise ValueError(f"min_score must be in [0, 1] (or None for the default), got {self.min_score!r}")
-        if self.detect_max_side is not None and (
-            isinstance(self.detect_max_side, bool)
-            or int(self.detect_max_side) != self.detect_max_side
-            or self.detect_max_side < 32
-        ):
+        if self.detect_max_side is not None and not _int_at_least(self.detect_max_side, 32):
             raise ValueError(
                 f"detect_max_side must be an integer >= 32 pixels (or None for the default), "
                 f"got {self.detect_max_side!r}"
@@ -171,22 +167,21 @@ class DetectorOptions:
             raise ValueError(f"min_face_px must be >= 0 pixels, got {self.min_face_px!r}")
         if not isinstance(self.refine_landmarks, bool):
             raise ValueError(f"refine_landmarks must be True or False, got {self.refine_landmarks!r}")
-        if (
-            isinstance(self.detect_every, bool)
-            or int(self.detect_every) != self.detect_every
-            or self.detect_every < 1
-        ):
+        if not _int_at_least(self.detect_every, 1):
             raise ValueError(
                 f"detect_every must be an integer >= 1 (1 = every frame), got {self.detect_every!r}"
             )
         if not (0.0 <= float(self.follow_min_prob) <= 1.0):
             raise ValueError(f"follow_min_prob must be in [0, 1], got {self.follow_min_prob!r}")
-        if (
-            isinstance(self.num_threads, bool)
-            or int(self.num_threads) != self.num_threads
-            or self.num_threads < 1
-        ):
+        if not _int_at_least(self.num_threads, 1):
             raise ValueError(f"num_threads must be an integer >= 1, got {self.num_threads!r}")
+
+
+def _int_at_least(value: object, minimum: int) -> bool:
+    """Whether ``value`` is an integer (not a bool; 4.0 counts) of at least ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    return int(value) == value and value >= minimum
 
 
 @dataclass(frozen=True)

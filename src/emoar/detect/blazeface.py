@@ -29,6 +29,7 @@ import numpy as np
 import numpy.typing as npt
 
 from emoar.detect.base import BaseDetector, DetectorOptions, RawDetections
+from emoar.track import box_iou_xyxy
 
 __all__ = ["BlazeFaceDetector", "blazeface_anchors"]
 
@@ -151,14 +152,8 @@ def _weighted_nms(
     out = []
     remaining = np.arange(len(boxes))
     while len(remaining):
-        first = boxes[remaining[0]]
-        rest = boxes[remaining]
-        ix = np.clip(np.minimum(first[2], rest[:, 2]) - np.maximum(first[0], rest[:, 0]), 0, None)
-        iy = np.clip(np.minimum(first[3], rest[:, 3]) - np.maximum(first[1], rest[:, 1]), 0, None)
-        inter = ix * iy
-        area = (rest[:, 2] - rest[:, 0]) * (rest[:, 3] - rest[:, 1])
-        union = area + (first[2] - first[0]) * (first[3] - first[1]) - inter
-        overlap = inter / np.maximum(union, 1e-9)
+        overlap = box_iou_xyxy(boxes[remaining[0]], boxes[remaining])[0]
+        overlap[0] = 1.0  # the best box is in its own cluster, even a degenerate one
         cluster = remaining[overlap > iou]
         wts = scores[cluster][:, None]
         merged = (boxes[cluster] * wts).sum(0) / wts.sum()

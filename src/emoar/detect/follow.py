@@ -20,6 +20,7 @@ import numpy as np
 import numpy.typing as npt
 
 from emoar.detect.onet import ONetLandmarks
+from emoar.track import box_iou_xyxy
 from emoar.types import Detection
 
 __all__ = ["FaceFollower"]
@@ -83,16 +84,9 @@ class FaceFollower:
 
 def _dedupe(dets: list[Detection], iou_max: float = 0.5) -> list[Detection]:
     """Drop followed boxes that converged onto an earlier (higher-scored) one."""
-    kept: list[Detection] = []
-    for d in dets:
-        if all(_iou(d.box_xyxy, k.box_xyxy) <= iou_max for k in kept):
-            kept.append(d)
-    return kept
-
-
-def _iou(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
+    iou = box_iou_xyxy([d.box_xyxy for d in dets], [d.box_xyxy for d in dets])
+    kept: list[int] = []
+    for i in range(len(dets)):
+        if all(iou[i, k] <= iou_max for k in kept):
+            kept.append(i)
+    return [dets[i] for i in kept]
