@@ -96,3 +96,27 @@ def start_emoar_serve(port: int, env: dict[str, str] | None = None) -> Any:
         time.sleep(0.3)
     proc.kill()
     raise SystemExit("emoar serve did not start within 120 s")
+
+
+def photo_clip(tmp: str, photo: str, seconds: float, fps: float) -> str:
+    """A 640x480 demo clip (``emoar.samples.make_demo_video``: slow drift and zoom) of one of the
+    shared photos, written in ``tmp``; SystemExit when the photo is missing."""
+    import cv2
+
+    from emoar.samples import make_demo_video
+
+    img = cv2.imread(os.path.join(SHARED_DATA, "photos", photo))
+    if img is None:
+        raise SystemExit(f"missing {photo} in {SHARED_DATA}/photos")
+    path = os.path.join(tmp, os.path.splitext(photo)[0] + ".mp4")
+    make_demo_video(path, images=[img], seconds=seconds, fps=fps)
+    return path
+
+
+def parse_configs(text: str) -> list[tuple[str, int]]:
+    """``"yunet:1,blazeface:5"`` -> ``[("yunet", 1), ("blazeface", 5)]`` (detector:detect_every)."""
+    out = []
+    for item in text.split(","):
+        name, _, every = item.partition(":")
+        out.append((name.strip(), int(every)))
+    return out

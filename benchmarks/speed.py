@@ -22,7 +22,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import SHARED_DATA, machine, table  # noqa: E402
+from _common import machine, parse_configs, photo_clip, table  # noqa: E402
 
 
 def run_one(
@@ -77,21 +77,12 @@ def main() -> None:
     )
     ap.add_argument("--update-registry", action="store_true", help="store latency in models/registry.json")
     a = ap.parse_args()
-    import cv2
-
-    from emoar.samples import make_demo_video
-
-    configs = [(c.split(":")[0], int(c.split(":")[1])) for c in a.configs.split(",")]
+    configs = parse_configs(a.configs)
     rows = []
     results: dict[int, dict[str, float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for clip_name, photo in (("one face", "portrait.jpg"), ("11 faces", "stage_group.jpg")):
-            img = cv2.imread(os.path.join(SHARED_DATA, "photos", photo))
-            if img is None:
-                raise SystemExit(f"missing {photo} in {SHARED_DATA}/photos")
-            clip = make_demo_video(
-                os.path.join(tmp, photo + ".mp4"), images=[img], seconds=a.frames / 15 + 1, fps=15
-            ).path
+            clip = photo_clip(tmp, photo, a.frames / 15 + 1, 15)
             for det, every in configs:
                 r = run_one(1, a.frames, a.model, str(clip), det, every)
                 if clip_name == "one face" and (det, every) == configs[-1]:

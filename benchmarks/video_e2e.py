@@ -27,26 +27,17 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import REPO, SHARED_DATA, machine, table  # noqa: E402
+from _common import REPO, machine, parse_configs, photo_clip, table  # noqa: E402
 
 PEER_PY = os.path.join(REPO, "benchmarks", ".venv-fer", "bin", "python")
 PEER_SCRIPT = os.path.join(REPO, "benchmarks", "peers", "fer_video.py")
 
 
 def make_clips(tmp: str, frames: int) -> dict[str, str]:
-    import cv2
-
-    from emoar.samples import make_demo_video
-
-    clips = {}
-    for name, photo in (("one face", "portrait.jpg"), ("group (11 faces)", "stage_group.jpg")):
-        img = cv2.imread(os.path.join(SHARED_DATA, "photos", photo))
-        if img is None:
-            raise SystemExit(f"missing {photo} in {SHARED_DATA}/photos")
-        path = os.path.join(tmp, photo.replace(".jpg", ".mp4"))
-        make_demo_video(path, images=[img], seconds=frames / 30, fps=30)
-        clips[name] = path
-    return clips
+    return {
+        name: photo_clip(tmp, photo, frames / 30, 30)
+        for name, photo in (("one face", "portrait.jpg"), ("group (11 faces)", "stage_group.jpg"))
+    }
 
 
 def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, float, str]:
@@ -128,7 +119,7 @@ def main() -> None:
     )
     ap.add_argument("--peers", action="store_true", help="add fer's pipeline (benchmarks/peers/setup_fer.sh)")
     a = ap.parse_args()
-    configs = [(c.split(":")[0], int(c.split(":")[1])) for c in a.configs.split(",")]
+    configs = parse_configs(a.configs)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         clips = make_clips(tmp, a.frames)
