@@ -1,4 +1,5 @@
-"""Regenerate tests/golden/shipped_model.json after shipping a new default model.
+"""Regenerate tests/golden/<model>.json for the shipped default models (the registry's float
+``default`` and its ``default_int8``; which one runs depends on the CPU) after shipping a new one.
 
 Usage: python scripts/make_golden.py   (reads ../shared/data/photos and the bundled sample)
 """
@@ -10,7 +11,8 @@ import os
 from pathlib import Path
 
 from emoar.io import read_image
-from emoar.models import default_model_name, list_models
+from emoar.models import _registry as registry
+from emoar.models import list_models
 from emoar.pipeline import Pipeline, PipelineOptions
 from emoar.samples import sample_image
 
@@ -19,16 +21,18 @@ PHOTOS = Path(os.environ.get("EMOAR_SHARED_DATA", REPO.parent / "shared" / "data
 
 
 def main() -> None:
-    model = next(m for m in list_models() if m.name == default_model_name())
-    out = {"model": model.name, "sha256": model.sha256, "images": {}}
-    with Pipeline.from_options(PipelineOptions()) as pipe:
-        frames = {"astronaut (bundled)": sample_image()}
-        frames |= {p.name: read_image(p) for p in sorted(PHOTOS.glob("portrait*.jpg"))}
-        for name, frame in frames.items():
-            out["images"][name] = [f.to_dict() for f in pipe.process(frame).faces]
-    path = REPO / "tests" / "golden" / "shipped_model.json"
-    path.write_text(json.dumps(out, indent=1) + "\n")
-    print(f"wrote {path}")
+    reg = registry()
+    frames = {"astronaut (bundled)": sample_image()}
+    frames |= {p.name: read_image(p) for p in sorted(PHOTOS.glob("portrait*.jpg"))}
+    for key in ("default", "default_int8"):
+        model = next(m for m in list_models() if m.name == reg[key])
+        out = {"model": model.name, "sha256": model.sha256, "images": {}}
+        with Pipeline.from_options(PipelineOptions.create(model=model.name)) as pipe:
+            for name, frame in frames.items():
+                out["images"][name] = [f.to_dict() for f in pipe.process(frame).faces]
+        path = REPO / "tests" / "golden" / f"{model.name}.json"
+        path.write_text(json.dumps(out, indent=1) + "\n")
+        print(f"wrote {path}")
 
 
 if __name__ == "__main__":

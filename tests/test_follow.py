@@ -109,3 +109,41 @@ def test_single_images_are_always_detected_in_full(portrait: np.ndarray) -> None
 def test_detect_every_is_validated(bad: object) -> None:
     with pytest.raises(ValueError, match="detect_every"):
         DetectorOptions(detect_every=bad)  # type: ignore[arg-type]
+
+
+def test_a_group_keeps_every_face_on_full_detections(photos_dir: Path) -> None:
+    """BlazeFace misses one or two of stage_group's 11 faces on about a third of the frames
+    when it detects every frame; followed faces it misses on a full detection are kept."""
+    img = cv2.imread(str(photos_dir / "stage_group.jpg"))
+    frames = [f for f, _, _ in demo_frames([img], seconds=4, fps=15)]
+    counts = {}
+    for every in (1, EVERY):
+        opts = PipelineOptions(detector=DetectorOptions(name="blazeface", detect_every=every))
+        with Pipeline.from_options(opts) as pipe:
+            stream = pipe.new_stream()
+            counts[every] = [
+                len(pipe.process(f, stream=stream, frame_index=i).faces) for i, f in enumerate(frames)
+            ]
+    assert min(counts[1]) < 11  # the detector alone does miss faces here
+    assert counts[EVERY] == [11] * len(frames)
+
+
+def test_a_face_the_detector_misses_is_kept_for_one_detection_only(
+    portrait: np.ndarray, face_box: tuple
+) -> None:
+    """The detector stops seeing the face (it shrinks below ``min_face_px``) while O-net still
+    does: kept through the first full detection that misses it, dropped at the second."""
+    x1, y1, x2, y2 = face_box
+    side = max(x2 - x1, y2 - y1)
+    big = portrait
+    small = cv2.resize(portrait, None, fx=0.8, fy=0.8, interpolation=cv2.INTER_AREA)
+    small = cv2.copyMakeBorder(
+        small, 0, big.shape[0] - small.shape[0], 0, big.shape[1] - small.shape[1], cv2.BORDER_REPLICATE
+    )
+    seq = [big] + [small] * 14
+    opts = PipelineOptions(detector=DetectorOptions(detect_every=EVERY, min_face_px=0.9 * side))
+    with Pipeline.from_options(opts) as pipe:
+        stream = pipe.new_stream()
+        counts = [len(pipe.process(f, stream=stream, frame_index=i).faces) for i, f in enumerate(seq)]
+        assert len(pipe.detect(small)) == 0  # the detector alone never finds the smaller face
+    assert counts == [1] * 10 + [0] * 5, counts

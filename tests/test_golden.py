@@ -1,7 +1,9 @@
-"""Golden outputs of the shipped default model on real faces (tolerances, not exact floats).
+"""Golden outputs of the shipped default models on real faces (tolerances, not exact floats).
 
-After shipping a new default model, regenerate with ``python scripts/make_golden.py`` and
-review the diff: the semantic checks below must still hold.
+Two defaults ship (the float model and its int8 variant; which one ``"default"`` means depends
+on the CPU, :func:`emoar.models.cpu_has_fast_int8`); both are checked on every machine. After
+shipping a new default model, regenerate with ``python scripts/make_golden.py`` and review the
+diff: the semantic checks below must still hold.
 """
 
 from __future__ import annotations
@@ -13,11 +15,12 @@ import numpy as np
 import pytest
 
 from emoar.io import read_image
-from emoar.models import default_model_name, list_models
+from emoar.models import _registry, default_model_name, list_models
 from emoar.pipeline import Pipeline, PipelineOptions
 from emoar.samples import sample_image
 
-GOLDEN = json.loads((Path(__file__).parent / "golden" / "shipped_model.json").read_text())
+DEFAULTS = (_registry()["default"], _registry()["default_int8"])
+GOLDEN = {m: json.loads((Path(__file__).parent / "golden" / f"{m}.json").read_text()) for m in DEFAULTS}
 
 
 @pytest.fixture(scope="module")
@@ -26,18 +29,35 @@ def pipe():  # type: ignore[no-untyped-def]
         yield p
 
 
-def test_golden_file_matches_shipped_model() -> None:
-    model = next(m for m in list_models() if m.name == default_model_name())
-    assert GOLDEN["sha256"] == model.sha256, (
+@pytest.fixture(scope="module", params=DEFAULTS)
+def model_pipe(request):  # type: ignore[no-untyped-def]
+    with Pipeline.from_options(PipelineOptions.create(model=request.param)) as p:
+        yield request.param, p
+
+
+@pytest.mark.parametrize("model", DEFAULTS)
+def test_golden_file_matches_shipped_model(model: str) -> None:
+    shipped = next(m for m in list_models() if m.name == model)
+    assert GOLDEN[model]["sha256"] == shipped.sha256, (
         "shipped model changed: run python scripts/make_golden.py and review"
     )
 
 
-@pytest.mark.parametrize("name", sorted(GOLDEN["images"]))
-def test_shipped_model_reproduces_golden_outputs(pipe, photos_dir: Path, name: str) -> None:  # type: ignore[no-untyped-def]
+def test_default_is_one_of_the_golden_models(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert default_model_name() in DEFAULTS
+    monkeypatch.setenv("EMOAR_DEFAULT_MODEL", "emoar-resnet-ferplus")
+    assert default_model_name() == "emoar-resnet-ferplus"
+    monkeypatch.setenv("EMOAR_DEFAULT_MODEL", "nope")
+    with pytest.raises(ValueError, match="EMOAR_DEFAULT_MODEL"):
+        default_model_name()
+
+
+@pytest.mark.parametrize("name", sorted(GOLDEN[DEFAULTS[0]]["images"]))
+def test_shipped_model_reproduces_golden_outputs(model_pipe, photos_dir: Path, name: str) -> None:  # type: ignore[no-untyped-def]
+    model, p = model_pipe
     frame = sample_image() if name.startswith("astronaut") else read_image(photos_dir / name)
-    faces = [f.to_dict() for f in pipe.process(frame).faces]
-    want = GOLDEN["images"][name]
+    faces = [f.to_dict() for f in p.process(frame).faces]
+    want = GOLDEN[model]["images"][name]
     assert len(faces) == len(want)
     for got, exp in zip(faces, want, strict=True):
         assert got["expression"] == exp["expression"]

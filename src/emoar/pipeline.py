@@ -146,12 +146,13 @@ class StreamState:
         self.quotes = quotes
         self.placement = placement if placement is not None else PlacementMemory()
         self.faces: list[Detection] = []  # the last frame's faces, followed into the next
+        self.missed: list[int] = []  # per face: full detections in a row that missed it
         self.since_detect = 0  # frames since the last full detection
         self.full_detections = 0  # how many frames were detected in full (the rest followed)
 
     def reset(self) -> None:
         """Forget all tracks (e.g. on a scene cut or a new video)."""
-        self.faces, self.since_detect = [], 0
+        self.faces, self.missed, self.since_detect = [], [], 0
         self.tracker.reset()
         self.smoother.reset()
         self.quotes.reset()
@@ -233,20 +234,46 @@ class Pipeline:
         return dets
 
     def _stream_faces(self, frame: npt.NDArray[np.uint8], stream: StreamState) -> list[Detection]:
-        """Detect in full, or follow the stream's faces from the previous frame."""
+        """Detect in full, or follow the stream's faces from the previous frame.
+
+        A full detection keeps the followed faces it missed for one detection
+        (:func:`emoar.detect.follow.keep_missed`), so a detector's occasional miss does not
+        drop a face for a frame.
+        """
+        from emoar.detect.follow import dedupe_indices, keep_missed
+
         every = self.options.detector.detect_every
-        if every > 1 and stream.faces and stream.since_detect < every - 1:
+        if len(stream.missed) != len(stream.faces):
+            stream.missed = [0] * len(stream.faces)
+        carry: list[tuple[Detection, int]] = []
+        if every > 1 and stream.faces:
             follower = self._get_follower()
-            followed = follower.follow(frame, stream.faces) if follower is not None else None
-            if followed is not None:
-                stream.since_detect += 1
-                stream.faces = followed
-                return followed
+            if follower is not None:
+                each = follower.follow_each(frame, stream.faces)
+                alive = [i for i, d in enumerate(each) if d is not None]
+                if stream.since_detect < every - 1 and len(alive) == len(each):
+                    faces = [d for d in each if d is not None]
+                    keep = dedupe_indices(faces)
+                    stream.faces = [faces[i] for i in keep]
+                    stream.missed = [stream.missed[i] for i in keep]
+                    stream.since_detect += 1
+                    return stream.faces
+                carry = [
+                    (d, stream.missed[i])
+                    for i in alive
+                    if (d := each[i]) is not None and stream.missed[i] < 1
+                ]
         dets = self.detect(frame)
+        merged, kept = keep_missed(dets, [d for d, _ in carry])
+        missed = [0] * len(dets) + [carry[i][1] + 1 for i in kept]
+        if len(merged) > self.options.max_faces:
+            order = sorted(range(len(merged)), key=lambda i: merged[i].width * merged[i].height, reverse=True)
+            order = sorted(order[: self.options.max_faces])
+            merged, missed = [merged[i] for i in order], [missed[i] for i in order]
         stream.since_detect = 0
         stream.full_detections += 1
-        stream.faces = dets
-        return dets
+        stream.faces, stream.missed = merged, missed
+        return merged
 
     def _get_follower(self) -> Any:
         if self._follower is None:

@@ -9,7 +9,8 @@ The box moves and scales with the landmarks (their centroid and spread), so it k
 detector's framing; a face whose probability drops below ``min_face_prob`` is *lost*, and the
 frame is detected in full at once (a face is never dropped because it was followed). A face
 that enters the frame is found at the next full detection, at most ``detect_every - 1`` frames
-late.
+late. On a full detection, a face the detector misses but O-net still sees where it was followed
+is kept (:func:`keep_missed`), for one detection: missed by two in a row, it is dropped.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from emoar.detect.onet import ONetLandmarks
 from emoar.track import box_iou_xyxy
 from emoar.types import Detection
 
-__all__ = ["FaceFollower"]
+__all__ = ["FaceFollower", "dedupe", "dedupe_indices", "keep_missed"]
 
 logger = logging.getLogger(__name__)
 
@@ -45,21 +46,26 @@ class FaceFollower:
         self.onet = onet if onet is not None else ONetLandmarks()
         self.min_face_prob = float(min_face_prob)
 
-    def follow(self, frame_bgr: npt.NDArray[np.uint8], previous: list[Detection]) -> list[Detection] | None:
-        """The faces of ``previous`` in ``frame_bgr``, or None when one was lost (detect again).
+    def follow_each(
+        self, frame_bgr: npt.NDArray[np.uint8], previous: list[Detection]
+    ) -> list[Detection | None]:
+        """Each face of ``previous`` in ``frame_bgr``, or None for one that was lost (O-net's
+        face probability below ``min_face_prob``, or the box left the frame).
 
         Args:
             frame_bgr: the new ``HxWx3`` BGR uint8 frame.
-            previous: the faces of the previous frame, each with landmarks.
+            previous: the faces of the previous frame; faces without landmarks count as lost.
         """
-        if not previous or any(d.landmarks_xy is None for d in previous):
-            return None
+        if not previous:
+            return []
         h, w = frame_bgr.shape[:2]
-        boxes = np.array([d.box_xyxy for d in previous], np.float64)
-        lm0 = np.stack([np.asarray(d.landmarks_xy, np.float64) for d in previous])
+        usable = [i for i, d in enumerate(previous) if d.landmarks_xy is not None]
+        out: list[Detection | None] = [None] * len(previous)
+        if not usable:
+            return out
+        boxes = np.array([previous[i].box_xyxy for i in usable], np.float64)
+        lm0 = np.stack([np.asarray(previous[i].landmarks_xy, np.float64) for i in usable])
         lm1, prob = self.onet(frame_bgr, boxes)
-        if bool((prob < self.min_face_prob).any()):
-            return None
         c0, c1 = lm0.mean(axis=1), lm1.mean(axis=1)  # (N, 2)
         spread0 = np.sqrt(((lm0 - c0[:, None]) ** 2).sum(-1).mean(-1))
         spread1 = np.sqrt(((lm1 - c1[:, None]) ** 2).sum(-1).mean(-1))
@@ -68,25 +74,71 @@ class FaceFollower:
         size0 = boxes[:, 2:] - boxes[:, :2]
         centre1 = c1 + (centre0 - c0) * scale[:, None]
         size1 = size0 * scale[:, None]
-        out: list[Detection] = []
-        for i, d in enumerate(previous):
-            x1, y1 = centre1[i] - size1[i] / 2
-            x2, y2 = centre1[i] + size1[i] / 2
+        for k, i in enumerate(usable):
+            if prob[k] < self.min_face_prob:
+                continue
+            x1, y1 = centre1[k] - size1[k] / 2
+            x2, y2 = centre1[k] + size1[k] / 2
             x1, x2 = min(max(float(x1), 0.0), float(w)), min(max(float(x2), 0.0), float(w))
             y1, y2 = min(max(float(y1), 0.0), float(h)), min(max(float(y2), 0.0), float(h))
             if x2 - x1 < 4 or y2 - y1 < 4:
-                return None  # left the frame: let the detector decide
-            out.append(
-                Detection(box_xyxy=(x1, y1, x2, y2), score=d.score, landmarks_xy=lm1[i].astype(np.float32))
+                continue  # left the frame: let the detector decide
+            out[i] = Detection(
+                box_xyxy=(x1, y1, x2, y2), score=previous[i].score, landmarks_xy=lm1[k].astype(np.float32)
             )
-        return _dedupe(out)
+        return out
+
+    def follow(self, frame_bgr: npt.NDArray[np.uint8], previous: list[Detection]) -> list[Detection] | None:
+        """The faces of ``previous`` in ``frame_bgr``, or None when one was lost (detect again).
+
+        Args:
+            frame_bgr: the new ``HxWx3`` BGR uint8 frame.
+            previous: the faces of the previous frame, each with landmarks.
+        """
+        each = self.follow_each(frame_bgr, previous)
+        if not each or any(d is None for d in each):
+            return None
+        return dedupe([d for d in each if d is not None])
 
 
-def _dedupe(dets: list[Detection], iou_max: float = 0.5) -> list[Detection]:
-    """Drop followed boxes that converged onto an earlier (higher-scored) one."""
+def keep_missed(
+    detected: list[Detection], followed: list[Detection], *, iou_new: float = 0.3
+) -> tuple[list[Detection], list[int]]:
+    """Merge a full detection with the faces followed into the same frame.
+
+    A detector misses a face now and then (BlazeFace on ~4% of group faces per frame); a face
+    that O-net still sees where it was followed is kept rather than dropped for that frame.
+
+    Args:
+        detected: the detector's faces in this frame.
+        followed: faces followed into this frame (lost ones already removed).
+        iou_new: a followed face overlapping no detection by more than this is one the
+            detector missed.
+
+    Returns:
+        ``detected`` plus the missed followed faces, and the indices (into ``followed``) of
+        the faces that were kept that way.
+    """
+    if not followed:
+        return list(detected), []
+    if not detected:
+        return list(followed), list(range(len(followed)))
+    iou = box_iou_xyxy([d.box_xyxy for d in followed], [d.box_xyxy for d in detected])
+    missed = [i for i in range(len(followed)) if float(iou[i].max()) <= iou_new]
+    return list(detected) + [followed[i] for i in missed], missed
+
+
+def dedupe_indices(dets: list[Detection], iou_max: float = 0.5) -> list[int]:
+    """Indices of the boxes to keep when followed boxes converged onto an earlier
+    (higher-scored) one: each kept box overlaps no earlier kept box by more than ``iou_max``."""
     iou = box_iou_xyxy([d.box_xyxy for d in dets], [d.box_xyxy for d in dets])
     kept: list[int] = []
     for i in range(len(dets)):
         if all(iou[i, k] <= iou_max for k in kept):
             kept.append(i)
-    return [dets[i] for i in kept]
+    return kept
+
+
+def dedupe(dets: list[Detection], iou_max: float = 0.5) -> list[Detection]:
+    """Drop followed boxes that converged onto an earlier (higher-scored) one."""
+    return [dets[i] for i in dedupe_indices(dets, iou_max)]

@@ -157,6 +157,40 @@ def _bubble_spec(text: str, author: str, text_px: int, max_text_w: int) -> _Bubb
     return _BubbleSpec(lines, author, text_px, byline_px, pad, text_w + 2 * pad, h)
 
 
+@dataclass(frozen=True)
+class _BarsGeometry:
+    """Layout of a probability-bars panel (all sizes in pixels)."""
+
+    labels: tuple[str, ...]
+    font_px: int
+    label_w: int
+    bar_w: int
+    bar_h: int
+    pad: int
+    gap: int
+    row_h: int
+    line_h: int
+    w: int
+    h: int
+
+
+@lru_cache(maxsize=256)
+def _bars_base(g: _BarsGeometry, top: int, opacity: float) -> Patch:
+    """The parts of a bars panel that do not depend on the probabilities: background, labels
+    (the top one emphasised) and empty tracks; drawn once per layout instead of every frame."""
+    panel = _panel_background(g.w, g.h, g.pad * 0.9, opacity).copy()
+    track = _bar(g.bar_w, g.bar_h, (255, 255, 255), 0.16)
+    for i, lbl in enumerate(g.labels):
+        y = g.pad + i * g.row_h
+        is_top = i == top
+        compose.over(
+            panel, text_patch(lbl, g.font_px, _PANEL_TEXT if is_top else _PANEL_TEXT_DIM, is_top), g.pad, y
+        )
+        compose.over(panel, track, g.pad + g.label_w + g.gap, y + (g.line_h - g.bar_h) // 2 + 1)
+    panel.setflags(write=False)
+    return panel
+
+
 @lru_cache(maxsize=128)
 def _bubble_body(spec: _BubbleSpec) -> Patch:
     """The speech bubble without its tail: white rounded card, quote lines and byline."""
@@ -464,15 +498,13 @@ class OverlayRenderer:
         if placed is None:
             return
         rect = placed[1]
-        panel = _panel_background(w, h, pad * 0.9, self.options.panel_opacity).copy()
-        track = _bar(bar_w, bar_h, (255, 255, 255), 0.16)
+        geometry = _BarsGeometry(tuple(labels), fb, lab_w, bar_w, bar_h, pad, gap, row_h, lh, w, h)
+        panel = _bars_base(geometry, top, self.options.panel_opacity).copy()
         for i, (lbl, p) in enumerate(zip(labels, values, strict=True)):
             y = pad + i * row_h
             is_top = i == top
             ink = _PANEL_TEXT if is_top else _PANEL_TEXT_DIM
-            compose.over(panel, text_patch(lbl, fb, ink, is_top), pad, y)
             bx, by = pad + lab_w + gap, y + (lh - bar_h) // 2 + 1
-            compose.over(panel, track, bx, by)
             fill_w = round(_clamp(p, 0.0, 1.0) * bar_w)
             if fill_w >= 2:
                 color = _PANEL_TEXT_DIM if r.uncertain else color_for(lbl)
