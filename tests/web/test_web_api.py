@@ -312,6 +312,16 @@ def test_video_json_and_csv(client: TestClient, clip_mp4: bytes, engine: Engine)
     assert body["frames"][3]["timestamp_ms"] == pytest.approx(300.0)
     ids = {face["track_id"] for f in body["frames"] for face in f["faces"]}
     assert all(len(f["faces"]) == 1 for f in body["frames"]) and len(ids) == 1 and None not in ids
+    (track,) = body["tracks"]  # one person: one summary, consistent with the frames
+    assert track["track_id"] in ids and track["frames"] == 10
+    assert (track["first_ms"], track["last_ms"]) == (pytest.approx(0.0), pytest.approx(900.0))
+    assert sum(track["mean_probs"].values()) == pytest.approx(1.0, abs=1e-3)
+    tops = [f["faces"][0]["expression"] for f in body["frames"]]
+    assert track["shares"][max(set(tops), key=tops.count)] == pytest.approx(
+        tops.count(max(set(tops), key=tops.count)) / 10
+    )
+    assert track["dominant"] == max(track["mean_probs"], key=track["mean_probs"].get)
+    assert "annotated_webm_base64" not in r.json()
 
     r = client.post(
         "/v1/analyze/video?format=csv&stride=2", files={"file": ("clip.mp4", clip_mp4, "video/mp4")}
@@ -397,3 +407,39 @@ def test_error_bodies_are_valid_json_everywhere(client: TestClient) -> None:
     for r in (client.post("/v1/analyze"), client.get("/nope"), client.post("/v1/analyze/video?format=xml")):
         assert r.status_code < 500
         json.loads(r.text)
+
+
+def test_video_annotate_returns_a_playable_webm(client: TestClient, clip_mp4: bytes, tmp_path: Path) -> None:
+    import cv2
+
+    r = client.post(
+        "/v1/analyze/video?annotate=true&stride=2", files={"file": ("clip.mp4", clip_mp4, "video/mp4")}
+    )
+    assert r.status_code == 200, r.text
+    webm = base64.b64decode(r.json()["annotated_webm_base64"])
+    assert webm[:4] == b"\x1a\x45\xdf\xa3"  # EBML: a Matroska / WebM file
+    path = tmp_path / "a.webm"
+    path.write_bytes(webm)
+    cap = cv2.VideoCapture(str(path))
+    frames = []
+    while True:
+        ok, f = cap.read()
+        if not ok:
+            break
+        frames.append(f)
+    cap.release()
+    assert len(frames) == 5 and frames[0].shape == (480, 640, 3)  # every 2nd of 10 frames
+    assert int(cap.get(cv2.CAP_PROP_FOURCC)) in (0, cv2.VideoWriter.fourcc(*"VP80"))
+    # the overlays are drawn: the annotated frame differs from the source frame around the face
+    src = cv2.VideoCapture()
+    clip = tmp_path / "c.mp4"
+    clip.write_bytes(clip_mp4)
+    src.open(str(clip))
+    ok, first = src.read()
+    src.release()
+    assert ok and float(np.abs(frames[0].astype(int) - first.astype(int)).mean()) > 3.0
+
+    bad = client.post(
+        "/v1/analyze/video?annotate=true&format=csv", files={"file": ("clip.mp4", clip_mp4, "video/mp4")}
+    )
+    assert bad.status_code == 422 and bad.json()["error"] == "invalid_parameter"

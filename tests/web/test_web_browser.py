@@ -496,7 +496,31 @@ def test_upload_page_clip(browser: Any, live_server: Any, clip_mp4: bytes, tmp_p
     wait_for(page, "() => ['done', 'error'].includes(document.body.dataset.state)", what="the clip analysis")
     assert page.get_attribute("body", "data-state") == "done", page.inner_text("#status")
     result = page.evaluate("() => window.__emoarUpload.result")
-    assert len(result["frames"]) == 10 and page.locator("#faces tbody tr").count() == 10
+    assert len(result["frames"]) == 10 and len(result["tracks"]) == 1
+    assert page.locator("#faces tbody tr").count() == 1  # one row per person, not per frame
+    assert page.inner_text("#faces tbody tr td >> nth=0") == "1"
+    # the upload is MPEG-4 Part 2 (which Chromium cannot play): the page plays the server's WebM
+    wait_for(page, "() => document.getElementById('result-video').readyState >= 2", what="the clip to load")
+    assert page.evaluate("() => document.getElementById('result-video').videoWidth") == 640
+    page.evaluate("() => { const v = document.getElementById('result-video'); v.play(); }")
+    wait_for(page, "() => document.getElementById('result-video').currentTime > 0.3", what="the clip to play")
+    assert page.get_attribute("#dl-video", "download") == "clip_emoar.webm"
+    assert page.get_attribute("#dl-video", "href").startswith("blob:") and page.is_visible("#dl-video")
+    assert page.get_attribute("#dl-csv", "href").startswith("blob:")
+    lanes = page.evaluate(
+        """() => { const c = document.getElementById('timeline'), dpr = window.devicePixelRatio || 1;
+                   // the lane of person #1: rows 16-34 css px, right of the "#1" label
+                   const d = c.getContext('2d').getImageData(40 * dpr, 18 * dpr, c.width - 50 * dpr, 14 * dpr).data;
+                   let painted = 0, n = d.length / 4;
+                   for (let i = 0; i < d.length; i += 4)
+                     if (Math.abs(d[i] - 0x2b) + Math.abs(d[i+1] - 0x31) + Math.abs(d[i+2] - 0x40) > 30) painted++;
+                   return painted / n; }"""
+    )
+    assert lanes > 0.9, f"the person's lane is only {lanes:.0%} painted with expressions"
+    page.evaluate(
+        "() => { const v = document.getElementById('result-video'); v.pause(); v.currentTime = 0.5; }"
+    )
+    page.screenshot(path=str(ARTIFACTS / "upload_clip.png"), full_page=True)
     assert log.errors == [] and log.foreign_urls(live_server.url) == []
     context.close()
 

@@ -27,7 +27,7 @@ import numpy.typing as npt
 from emoar.io.errors import VideoOpenError, VideoWriteError
 from emoar.io.pixels import to_bgr
 
-__all__ = ["ThreadedSink", "VideoSink", "VideoSource", "prefetch"]
+__all__ = ["FOURCC_BY_EXTENSION", "ThreadedSink", "VideoSink", "VideoSource", "fourcc_for", "prefetch"]
 
 _T = TypeVar("_T")
 _END = object()
@@ -227,8 +227,21 @@ class _Sink:
             self.close()
 
 
+#: The codec each output extension gets (the FFmpeg inside opencv-python has no H.264 encoder:
+#: ``.webm`` / VP8 is the one browsers play).
+FOURCC_BY_EXTENSION = {".webm": "VP80", ".avi": "MJPG", ".mkv": "VP80"}
+
+
+def fourcc_for(path: str | os.PathLike[str]) -> str:
+    """The FourCC :class:`VideoSink` uses for ``path``: VP8 for ``.webm`` / ``.mkv`` (plays in
+    browsers), MJPEG for ``.avi``, MPEG-4 Part 2 (``mp4v``) otherwise."""
+    return FOURCC_BY_EXTENSION.get(Path(path).suffix.lower(), "mp4v")
+
+
 class VideoSink(_Sink):
-    """Writes BGR frames to an MP4 file (MPEG-4 Part 2, FourCC ``mp4v``), atomically.
+    """Writes BGR frames to a video file, atomically: MP4 (MPEG-4 Part 2, FourCC ``mp4v``) by
+    default, VP8 WebM for a ``.webm`` path (what a browser's ``<video>`` plays), see
+    :func:`fourcc_for`.
 
     Frames go to a temporary file next to the target; :meth:`close` checks that the file
     reads back with OpenCV and only then renames it to ``path``. If writing fails, or the
@@ -242,7 +255,7 @@ class VideoSink(_Sink):
         fps: float,
         resolution_wh: tuple[int, int] | None = None,
         *,
-        fourcc: str = "mp4v",
+        fourcc: str | None = None,
     ) -> None:
         """Prepare a writer (the file is opened on the first frame).
 
@@ -251,13 +264,16 @@ class VideoSink(_Sink):
                 Missing parent folders are created.
             fps: frames per second of the output.
             resolution_wh: (width, height) in pixels; None = the first frame's size.
-            fourcc: four-character codec code for ``cv2.VideoWriter_fourcc``.
+            fourcc: four-character codec code for ``cv2.VideoWriter_fourcc``; None picks it
+                from the extension (:func:`fourcc_for`).
 
         Raises:
             ValueError: on a non-positive fps, a bad size or a FourCC that is not 4 characters.
         """
         if not fps > 0:
             raise ValueError(f"fps must be > 0 frames per second, got {fps}")
+        if fourcc is None:
+            fourcc = fourcc_for(path)
         if len(fourcc) != 4:
             raise ValueError(f"fourcc must be 4 characters, got {fourcc!r}")
         if resolution_wh is not None and (resolution_wh[0] < 1 or resolution_wh[1] < 1):

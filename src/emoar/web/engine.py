@@ -21,6 +21,7 @@ import io
 import logging
 import math
 import queue
+import tempfile
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -368,7 +369,8 @@ class Engine:
         max_frames: int | None = None,
         max_seconds: float | None = None,
         max_pixels: int | None = None,
-    ) -> tuple[list[FrameResult], float]:
+        annotate: bool = False,
+    ) -> VideoAnalysis:
         """Analyse a short clip held in memory (decoded by FFmpeg from a byte stream, no file).
 
         Args:
@@ -378,11 +380,14 @@ class Engine:
             max_frames: most analysed frames; a longer clip raises :class:`ClipTooLongError`.
             max_seconds: longest clip in seconds; a longer clip raises :class:`ClipTooLongError`.
             max_pixels: largest frame in pixels (default ``settings.max_video_pixels``).
+            annotate: also render the overlays on every analysed frame into a VP8 WebM (plays
+                in browsers), written to a private temporary folder that is removed before
+                this returns.
 
         Returns:
-            ``(results, fps)``: one result per analysed frame, with ``frame_index`` (index in the
-            clip), ``timestamp_ms`` (from the container's frame rate) and per-track smoothing;
-            and the clip's frame rate in frames per second.
+            One result per analysed frame, with ``frame_index`` (index in the clip),
+            ``timestamp_ms`` (from the container's frame rate) and per-track smoothing; the
+            clip's frame rate; the annotated WebM's bytes when ``annotate``.
 
         Raises:
             UndecodableVideoError: not a decodable video, or no frames.
@@ -414,7 +419,14 @@ class Engine:
             if count > 0:
                 _check_clip(count, fps, stride, max_frames, max_seconds)
             results: list[FrameResult] = []
-            with self._video_pool(self.model(model).name).borrow() as pipe:
+            with contextlib.ExitStack() as stack:
+                sink = None
+                if annotate:
+                    from emoar.io import VideoSink
+
+                    tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="emoar-annotated-")))
+                    sink = stack.enter_context(VideoSink(tmp / "annotated.webm", fps=fps / stride))
+                pipe = stack.enter_context(self._video_pool(self.model(model).name).borrow())
                 stream = pipe.new_stream()
                 index = 0
                 while True:
@@ -424,18 +436,38 @@ class Engine:
                     _check_frame(frame.shape[1], frame.shape[0], max_px)
                     if index % stride == 0:
                         _check_clip(index + 1, fps, stride, max_frames, max_seconds)
-                        results.append(
-                            pipe.process(
-                                frame, stream=stream, frame_index=index, timestamp_ms=index * 1000.0 / fps
-                            )
+                        r = pipe.process(
+                            frame, stream=stream, frame_index=index, timestamp_ms=index * 1000.0 / fps
                         )
+                        results.append(r)
+                        if sink is not None:
+                            sink.write(pipe.render(frame, r, stream=stream))
                     index += 1
-            if index == 0:
-                raise UndecodableVideoError("the clip contains no decodable frames")
-            return results, fps
+                if index == 0:
+                    raise UndecodableVideoError("the clip contains no decodable frames")
+                webm = None
+                if sink is not None:
+                    sink.close()
+                    webm = sink.path.read_bytes()
+            return VideoAnalysis(results, fps, webm)
         finally:
             cap.release()
             stream_buf.close()
+
+
+@dataclass(frozen=True)
+class VideoAnalysis:
+    """What :meth:`Engine.analyze_video` returns.
+
+    Attributes:
+        results: one result per analysed frame.
+        fps: the clip's frame rate (frames per second).
+        annotated_webm: the clip with the overlays as VP8 WebM bytes (None unless asked for).
+    """
+
+    results: list[FrameResult]
+    fps: float
+    annotated_webm: bytes | None = None
 
 
 def _check_frame(width: int, height: int, max_pixels: int) -> None:

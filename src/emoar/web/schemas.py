@@ -57,6 +57,19 @@ class VideoFrameOut(BaseModel):
     faces: list[FaceOut]
 
 
+class TrackOut(BaseModel):
+    """One track of a clip (:class:`emoar.summary.TrackSummary`)."""
+
+    track_id: int | None
+    frames: int = Field(description="analysed frames in which the track was seen")
+    first_ms: float
+    last_ms: float
+    dominant: str = Field(description="the expression with the highest mean probability")
+    mean_probs: dict[str, float]
+    shares: dict[str, float] = Field(description="fraction of the track's frames with each top expression")
+    uncertain_frames: int
+
+
 class VideoOut(BaseModel):
     """``POST /v1/analyze/video`` (JSON format)."""
 
@@ -64,6 +77,10 @@ class VideoOut(BaseModel):
     model: str
     fps: float = Field(description="frame rate of the clip, frames per second")
     frames: list[VideoFrameOut]
+    tracks: list[TrackOut] = Field(description="one summary per track id, in order of first appearance")
+    annotated_webm_base64: str | None = Field(
+        None, description="with annotate=true: the analysed frames with the overlays, VP8 WebM, base64"
+    )
 
 
 class ModelOut(BaseModel):

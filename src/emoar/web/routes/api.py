@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import csv
 import functools
 import hashlib
@@ -17,6 +18,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from emoar.summary import summarize_tracks
 from emoar.types import FrameResult, csv_header
 from emoar.web import schemas
 from emoar.web.deps import get_engine, get_image_slots, get_settings, rate_limit
@@ -306,14 +308,25 @@ async def analyze_video(
     format: Literal["json", "csv"] = Query("json", description="json: per-frame list; csv: one row per face"),  # noqa: A002
     model: str | None = Query(None, description="model name from /v1/models (default model if omitted)"),
     stride: int = Query(1, ge=1, le=1000, description="analyse every N-th frame"),
+    annotate: bool = Query(
+        False,
+        description="JSON only: add 'annotated_webm_base64', the analysed frames with the overlays "
+        "as a VP8 WebM (plays in browsers); nothing is kept on the server",
+    ),
     engine: Engine = Depends(get_engine),  # noqa: B008
     settings: Settings = Depends(get_settings),  # noqa: B008
 ) -> Response:
-    """Faces and expressions in every frame of a short clip, with track ids and smoothing.
+    """Faces and expressions in every frame of a short clip, with track ids and smoothing, and
+    one summary per track (``tracks``: frames seen, first/last time, dominant expression, mean
+    probabilities).
 
     Clips longer than the server's limits (``max_video_seconds``, ``max_video_frames``) get 413.
     """
     model_name = _resolve_model(engine, model)
+    if annotate and format == "csv":
+        raise ApiError(
+            422, "invalid_parameter", "annotate=true needs format=json (the CSV has no room for a video)"
+        )
     up = await _read_file_field(request, settings.max_video_bytes, "video")
     fmt = sniff(up.data)
     if fmt not in VIDEO_FORMATS:
@@ -327,7 +340,7 @@ async def analyze_video(
         )
     try:
         with request.app.state.video_gate.admit():
-            results, fps = await run_in_threadpool(
+            analysis = await run_in_threadpool(
                 engine.analyze_video,
                 up.data,
                 model=model_name,
@@ -335,6 +348,7 @@ async def analyze_video(
                 max_frames=settings.max_video_frames,
                 max_seconds=settings.max_video_seconds,
                 max_pixels=settings.max_video_pixels,
+                annotate=annotate,
             )
     except VideoBusyError as e:
         raise ApiError(
@@ -357,6 +371,7 @@ async def analyze_video(
             extra={"max_seconds": settings.max_video_seconds, "max_frames": settings.max_video_frames},
         ) from e
     labels = engine.model(model_name).labels
+    results = analysis.results
     if format == "csv":
         stem = PurePath(up.filename or "video").stem or "video"
         return Response(
@@ -364,10 +379,16 @@ async def analyze_video(
             media_type="text/csv; charset=utf-8",
             headers={"Content-Disposition": f'attachment; filename="{_safe(stem)}_emoar.csv"'},
         )
-    frames = [r.frame_dict() for r in results]
-    return JSONResponse(
-        {"video": up.filename or None, "model": model_name, "fps": round(fps, 3), "frames": frames}
-    )
+    body: dict[str, Any] = {
+        "video": up.filename or None,
+        "model": model_name,
+        "fps": round(analysis.fps, 3),
+        "frames": [r.frame_dict() for r in results],
+        "tracks": [t.to_dict() for t in summarize_tracks(results)],
+    }
+    if analysis.annotated_webm is not None:
+        body["annotated_webm_base64"] = base64.b64encode(analysis.annotated_webm).decode("ascii")
+    return JSONResponse(body)
 
 
 def _safe(stem: str) -> str:

@@ -1,14 +1,16 @@
 // The upload page: an image -> POST /v1/analyze?annotate=true (the server draws the overlays);
-// a clip -> POST /v1/analyze/video, played back here with the overlays drawn per frame.
-// Results: per-face table, JSON and CSV downloads (CSV columns as `emoar video --csv`).
+// a clip -> POST /v1/analyze/video?annotate=true: the server returns the per-frame results, one
+// summary per track and the annotated clip as VP8 WebM (plays in every browser, whatever codec
+// the upload used). The page shows the clip with each person's number, one table row per person
+// and a timeline of their expressions; every per-frame row stays in the JSON / CSV downloads.
 
-import { drawOverlay, loadOverlayAssets } from "./overlay.js";
+import { loadOverlayAssets } from "./overlay.js";
 
 const $ = (id) => document.getElementById(id);
 const ui = {
-  file: $("file"), drop: $("drop"), model: $("model"), style: $("style"), status: $("status"), result: $("result"),
+  file: $("file"), drop: $("drop"), model: $("model"), status: $("status"), result: $("result"),
   img: $("result-image"), video: $("result-video"), canvas: $("clip-overlay"), dlJson: $("dl-json"), dlCsv: $("dl-csv"),
-  table: $("faces"), stage: $("stage"),
+  dlVideo: $("dl-video"), table: $("faces"), stage: $("stage"), timeline: $("timeline"), timelineWrap: $("timeline-wrap"),
 };
 const VIDEO_EXT = /\.(mp4|m4v|mov|webm|mkv|avi)$/i;
 const CSV_HEAD = ["frame", "timestamp_ms", "track_id", "x1", "y1", "x2", "y2", "score", "expression", "uncertain"];
@@ -87,8 +89,9 @@ function reset() {
   ui.stage.querySelectorAll(".face-no").forEach((el) => el.remove());
   ui.table.tHead.replaceChildren();
   ui.table.tBodies[0].replaceChildren();
-  for (const a of [ui.dlJson, ui.dlCsv]) { a.removeAttribute("href"); a.removeAttribute("download"); }
-  ui.dlCsv.onclick = null;
+  for (const a of [ui.dlJson, ui.dlCsv, ui.dlVideo]) { a.removeAttribute("href"); a.removeAttribute("download"); }
+  ui.dlVideo.classList.add("hidden");
+  ui.timelineWrap.classList.add("hidden");
   state.result = null;
 }
 
@@ -124,35 +127,113 @@ function numberFaces(res) {
   });
 }
 
+function b64ToBlob(b64, type) {
+  const bin = atob(b64);
+  const bytes = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
+  return new Blob([bytes], { type });
+}
+
+const colorOf = (name, uncertain) => (uncertain ? assets.uncertainColor : (assets.colors[name] || assets.uncertainColor));
+
+/** One row per person: number (as on the clip and the timeline), when seen, dominant expression,
+ *  mean probabilities. */
+function fillTracks(res) {
+  const labs = labels();
+  const head = ["#", "seen", "frames", "dominant", "uncertain frames"].concat(labs.map((n) => `${n} %`));
+  ui.table.tHead.replaceChildren(Object.assign(document.createElement("tr"), {
+    innerHTML: head.map((h) => `<th>${h}</th>`).join(""),
+  }));
+  ui.table.tBodies[0].replaceChildren(...res.tracks.map((t, k) => {
+    const tr = document.createElement("tr");
+    tr.dataset.track = String(t.track_id);
+    const cells = [k + 1, `${(t.first_ms / 1000).toFixed(1)}–${(t.last_ms / 1000).toFixed(1)} s`, t.frames, null,
+                   t.uncertain_frames, ...labs.map((n) => ((t.mean_probs[n] ?? 0) * 100).toFixed(1))];
+    cells.forEach((c) => {
+      const td = document.createElement("td");
+      if (c === null) {
+        const sw = document.createElement("span");
+        sw.className = "swatch";
+        sw.style.background = colorOf(t.dominant, false);
+        td.append(sw, t.dominant);
+      } else td.textContent = String(c);
+      tr.appendChild(td);
+    });
+    return tr;
+  }));
+}
+
+/** The timeline: one lane per person, each analysed frame coloured by that person's top expression
+ *  (grey when uncertain), a cursor at the video's time; a click seeks there. */
+function drawTimeline() {
+  const res = state.result, c = ui.timeline;
+  if (!res || !res.tracks) return;
+  const lane = 18, gap = 4, left = 34, pad = 16;
+  const width = Math.max(320, Math.round(ui.timelineWrap.clientWidth || 640));
+  const height = pad + res.tracks.length * (lane + gap) + 18;
+  const dpr = window.devicePixelRatio || 1;
+  if (c.width !== width * dpr || c.height !== height * dpr) {
+    c.width = width * dpr; c.height = height * dpr; c.style.height = `${height}px`;
+  }
+  const ctx = c.getContext("2d");
+  ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+  ctx.clearRect(0, 0, width, height);
+  const frames = res.frames, n = frames.length;
+  const t0 = 0, t1 = Math.max(frames[n - 1].timestamp_ms + 1000 / (res.fps || 30), 1);
+  const x = (t) => left + ((t - t0) / (t1 - t0)) * (width - left - 6);
+  const order = new Map(res.tracks.map((t, k) => [t.track_id, k]));
+  ctx.font = "12px system-ui, sans-serif";
+  ctx.textBaseline = "middle";
+  res.tracks.forEach((t, k) => {
+    const y = pad + k * (lane + gap);
+    ctx.fillStyle = "#2b3140";
+    ctx.fillRect(left, y, width - left - 6, lane);
+    ctx.fillStyle = "#cfd6e4";
+    ctx.fillText(`#${k + 1}`, 4, y + lane / 2);
+  });
+  frames.forEach((fr, i) => {
+    const xa = x(fr.timestamp_ms), xb = i + 1 < n ? x(frames[i + 1].timestamp_ms) : x(t1);
+    for (const f of fr.faces) {
+      const k = order.get(f.track_id);
+      if (k === undefined) continue;
+      ctx.fillStyle = colorOf(f.expression, f.uncertain);
+      ctx.fillRect(xa, pad + k * (lane + gap), Math.max(1, xb - xa), lane);
+    }
+  });
+  ctx.fillStyle = "#9aa3b5";
+  ctx.fillText("0 s", left, height - 8);
+  const end = `${(t1 / 1000).toFixed(1)} s`;
+  ctx.fillText(end, width - 6 - ctx.measureText(end).width, height - 8);
+  const cx = x(ui.video.currentTime * 1000);
+  ctx.fillStyle = "#ffffff";
+  ctx.fillRect(cx - 1, pad - 6, 2, height - pad - 12);
+  state.timeline = { left, right: width - 6, t1 };
+}
+
 async function analyzeVideo(file) {
-  const q = new URLSearchParams({ model: ui.model.value });
+  const q = new URLSearchParams({ model: ui.model.value, annotate: "true" });
   const res = await post(`/v1/analyze/video?${q}`, file);
+  const webm = b64ToBlob(res.annotated_webm_base64, "video/webm");
+  delete res.annotated_webm_base64;  // the JSON download is the per-frame results and the tracks
   state.result = res;
   const stem = (file.name || "video").replace(/\.[^.]+$/, "");
   ui.dlJson.href = objectUrl(new Blob([JSON.stringify(res, null, 1)], { type: "application/json" }));
   ui.dlJson.download = `${stem}_emoar.json`;
-  ui.dlCsv.href = "#";
+  ui.dlCsv.href = objectUrl(new Blob([csvFromFrames(res.frames, labels())], { type: "text/csv" }));
   ui.dlCsv.download = `${stem}_emoar.csv`;
-  ui.dlCsv.onclick = async (ev) => {  // the server writes the CSV (same columns as `emoar video --csv`)
-    if (ui.dlCsv.href.startsWith("blob:")) return;
-    ev.preventDefault();
-    ui.dlCsv.setAttribute("aria-disabled", "true");
-    try {
-      const csv = await post(`/v1/analyze/video?${new URLSearchParams({ model: ui.model.value, format: "csv" })}`, file);
-      ui.dlCsv.href = objectUrl(new Blob([csv], { type: "text/csv" }));
-      ui.dlCsv.click();
-    } catch (e) { setStatus(`CSV: ${e.message}`, "error", true); } finally { ui.dlCsv.removeAttribute("aria-disabled"); }
-  };
-  const rows = [];
-  res.frames.forEach((fr) => fr.faces.forEach((f, i) => rows.push({ frame: fr.frame, t: fr.timestamp_ms.toFixed(0), f, i })));
-  fillTable(rows, true);
-  ui.video.src = objectUrl(file);
+  ui.dlVideo.href = objectUrl(webm);
+  ui.dlVideo.download = `${stem}_emoar.webm`;
+  ui.dlVideo.classList.remove("hidden");
+  fillTracks(res);
+  ui.video.src = objectUrl(webm);
   ui.video.classList.remove("hidden");
   ui.canvas.classList.remove("hidden");
-  const tracks = new Set(rows.map((r) => r.f.track_id).filter((t) => t !== null));
-  return `${res.frames.length} frame(s) at ${res.fps} fps, ${tracks.size} track(s)`;
+  ui.timelineWrap.classList.remove("hidden");
+  drawTimeline();
+  return `${res.frames.length} frame(s) at ${res.fps} fps, ${res.tracks.length} person(s)`;
 }
 
+/** Each person's number at the top-left of their face on the current frame of the clip. */
 function drawClip() {
   const v = ui.video, c = ui.canvas, res = state.result;
   if (state.kind === "video" && res && res.frames && v.videoWidth) {
@@ -162,10 +243,20 @@ function drawClip() {
     const t = v.currentTime * 1000;
     let fr = null;
     for (const f of res.frames) { if (f.timestamp_ms <= t + 1) fr = f; else break; }
-    if (fr) {
-      const faces = fr.faces.map((f) => ({ ...f, box: f.box_xyxy, landmarks: null }));
-      drawOverlay(ctx, faces, { style: ui.style.value, labels: labels(), showBars: true, showQuote: true }, assets);
+    const order = new Map(res.tracks.map((tr, k) => [tr.track_id, k]));
+    const r = Math.max(10, Math.round(c.width / 45));
+    ctx.font = `bold ${Math.round(r * 1.1)}px system-ui, sans-serif`;
+    ctx.textAlign = "center"; ctx.textBaseline = "middle";
+    for (const f of fr ? fr.faces : []) {
+      const k = order.get(f.track_id);
+      if (k === undefined) continue;
+      const [x1, y1] = f.box_xyxy;
+      ctx.fillStyle = "rgba(20, 24, 33, 0.85)";
+      ctx.beginPath(); ctx.arc(x1, y1, r, 0, 2 * Math.PI); ctx.fill();
+      ctx.fillStyle = "#ffffff";
+      ctx.fillText(String(k + 1), x1, y1 + 1);
     }
+    drawTimeline();
   }
   requestAnimationFrame(drawClip);
 }
@@ -199,6 +290,12 @@ async function main() {
   ["dragenter", "dragover"].forEach((e) => ui.drop.addEventListener(e, (ev) => { ev.preventDefault(); ui.drop.classList.add("over"); }));
   ["dragleave", "drop"].forEach((e) => ui.drop.addEventListener(e, (ev) => { ev.preventDefault(); ui.drop.classList.remove("over"); }));
   ui.drop.addEventListener("drop", (ev) => handle(ev.dataTransfer.files[0]));
+  ui.timeline.addEventListener("click", (ev) => {  // seek the clip to the clicked time
+    const tl = state.timeline, r = ui.timeline.getBoundingClientRect();
+    if (!tl || !ui.video.duration) return;
+    const f = Math.min(1, Math.max(0, (ev.clientX - r.left - tl.left) / (tl.right - tl.left)));
+    ui.video.currentTime = Math.min(ui.video.duration, (f * tl.t1) / 1000);
+  });
   requestAnimationFrame(drawClip);
   setStatus("ready", "ready");
 }
