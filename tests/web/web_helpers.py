@@ -45,6 +45,19 @@ def y4m_bytes(frame_bgr: np.ndarray, n_frames: int = 3, fps: int = 15) -> bytes:
     return out.getvalue()
 
 
+def y4m_clip_bytes(frames_bgr: list[np.ndarray], fps: int = 15) -> bytes:
+    """A YUV4MPEG2 clip of different frames (Chromium's fake camera loops it)."""
+    import cv2
+
+    h, w = frames_bgr[0].shape[:2]
+    out = io.BytesIO()
+    out.write(f"YUV4MPEG2 W{w} H{h} F{fps}:1 Ip A1:1 C420jpeg\n".encode("ascii"))
+    for f in frames_bgr:
+        out.write(b"FRAME\n")
+        out.write(cv2.cvtColor(f, cv2.COLOR_BGR2YUV_I420).tobytes())
+    return out.getvalue()
+
+
 def letterbox_640x480(img_bgr: np.ndarray) -> np.ndarray:
     """An image scaled to fit 640x480 (even width and height) on black, like a webcam frame."""
     import cv2

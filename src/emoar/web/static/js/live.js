@@ -3,7 +3,8 @@
 // State for humans is on the page; state for tests is on window.__emoar and on <body> data
 // attributes (data-ready, data-mode, data-faces).
 
-import { drawOverlay, loadOverlayAssets } from "./overlay.js";
+import { MotionSmoother } from "./motion.js";
+import { drawOverlay, loadOverlayAssets, PlacementMemory } from "./overlay.js";
 import { OnDeviceEngine, onDeviceSupported } from "./ondevice.js";
 import { ServerEngine } from "./server.js";
 
@@ -18,7 +19,9 @@ const ui = {
 const state = {
   ready: false, mode: null, model: null, detector: null, frames: 0, fps: 0, latencyMs: 0,
   faces: [], drawnFaces: 0, errors: [], status: "starting", cameraOn: false, onDeviceAvailable: false,
+  draws: 0, drawLog: [],  // every animation frame that drew faces; the last DRAW_LOG entries
 };
+const DRAW_LOG = 600;
 window.__emoar = state;
 
 let assets = null;
@@ -27,6 +30,9 @@ let engine = null;           // OnDeviceEngine | ServerEngine
 let switching = Promise.resolve();
 let busy = false;
 let latest = null;           // last result {width, height, faces}
+let latestAt = 0;            // when the frame of `latest` was captured (performance.now())
+const motion = new MotionSmoother();
+const placement = new PlacementMemory();
 let t0 = performance.now();
 let lastFrameAt = 0;
 
@@ -62,6 +68,8 @@ function stopCamera() {
   ui.placeholder.textContent = "Camera stopped.";
   ui.start.textContent = "Start camera";
   latest = null;
+  motion.clear();
+  placement.clear();
 }
 
 /** Switch mode/model/detector; serialised so two switches never overlap. */
@@ -92,6 +100,7 @@ function configure() {
       document.body.dataset.mode = mode;
       ui.detector.disabled = mode !== "ondevice";
       latest = null; state.frames = 0; state.fps = 0;
+      motion.clear(); placement.clear();
       state.ready = true;
       document.body.dataset.ready = "true";
       setStatus(`${mode === "ondevice" ? "on-device" : "server"} mode · ${model.name}`);
@@ -114,9 +123,12 @@ async function processLoop() {
     busy = true;
     const current = engine;
     try {
-      const r = await current.process(ui.video, performance.now() - t0);
+      const captured = performance.now();
+      const r = await current.process(ui.video, captured - t0);
       if (current === engine && state.ready) {
         latest = r;
+        latestAt = captured;
+        motion.update(displayFaces(r), captured);
         const now = performance.now();
         if (lastFrameAt) {
           const inst = 1000 / Math.max(1, now - lastFrameAt);
@@ -181,8 +193,15 @@ function drawLoop() {
   ctx.clearRect(0, 0, c.width, c.height);
   if (latest && latest.faces.length && state.cameraOn) {
     const opts = { style: ui.style.value, labels: modelInfo(state.model || ui.model.value).labels,
-                   showBars: ui.bars.checked, showQuote: ui.quote.checked };
-    state.drawnFaces = drawOverlay(ctx, displayFaces(latest), opts, assets);
+                   showBars: ui.bars.checked, showQuote: ui.quote.checked, memory: placement };
+    const now = performance.now();
+    const faces = motion.at(displayFaces(latest), now);
+    state.drawnFaces = drawOverlay(ctx, faces, opts, assets);
+    state.draws += 1;
+    state.drawLog.push({ t: now, resultAt: latestAt, faces: faces.map((f) => ({
+      id: f.track_id, box: f.box.map((v) => Math.round(v * 10) / 10),
+      sides: { ...(f.track_id != null ? placement.byTrack.get(f.track_id) : {}) } })) });
+    if (state.drawLog.length > DRAW_LOG) state.drawLog.splice(0, state.drawLog.length - DRAW_LOG);
   } else {
     state.drawnFaces = 0;
   }

@@ -8,6 +8,7 @@ import { eyeLineAngle } from "./align.js";
 const MAX_TILT = 40;
 const SMALL_FACE = 64;   // px: compact form below (emoji + short label)
 const DETAIL_FACE = 120; // px: bars and quote from this size up ("full" style)
+const STAY_MARGIN = 0.25; // an element keeps its side unless another is this much less covered
 
 /** Load colours, sprites and quotes once. */
 export async function loadOverlayAssets() {
@@ -82,10 +83,16 @@ class Placer {
     }
     return c;
   }
-  best(cands) {
-    let best = null, bc = Infinity;
-    for (const r of cands) { const c = this.cost(r); if (c < bc) { bc = c; best = r; } }
-    return { rect: best, cost: bc };
+  /** The cheapest candidate, or the one chosen last time (``prev``, an index) while it is nearly
+   *  as good: an element changes side only when it must, never back and forth between frames. */
+  best(cands, prev = -1) {
+    let best = null, bc = Infinity, bi = -1;
+    cands.forEach((r, i) => { const c = this.cost(r); if (c < bc) { bc = c; best = r; bi = i; } });
+    if (prev >= 0 && prev < cands.length && prev !== bi) {
+      const pc = this.cost(cands[prev]);
+      if (pc < 1 && pc <= bc + STAY_MARGIN) return { rect: cands[prev], cost: pc, index: prev };
+    }
+    return { rect: best, cost: bc, index: bi };
   }
   take(r) { this.taken.push(r); }
 }
@@ -104,13 +111,36 @@ export function drawOverlay(ctx, faces, opts, assets) {
   const placer = new Placer(W, H, faces);
   // Big faces first: they get the best spots for their bars and bubbles.
   const order = faces.map((f, i) => i).sort((a, b) => faceSize(faces[b]) - faceSize(faces[a]));
-  for (const i of order) drawFace(ctx, faces[i], opts, assets, placer);
+  const memory = opts.memory || null;  // PlacementMemory: where each track's elements went last time
+  for (const i of order) {
+    const f = faces[i];
+    const mem = memory && f.track_id != null ? memory.get(f.track_id) : {};
+    drawFace(ctx, f, opts, assets, placer, mem);
+  }
+  if (memory) memory.sweep();
   return faces.length;
+}
+
+/** Where each track's overlay elements were placed (side indices), so they stay there. One per
+ *  stream; entries of tracks not drawn for ``maxAge`` draws are dropped. */
+export class PlacementMemory {
+  constructor(maxAge = 90) { this.maxAge = maxAge; this.draw = 0; this.byTrack = new Map(); }
+  get(trackId) {
+    let m = this.byTrack.get(trackId);
+    if (!m) { m = {}; this.byTrack.set(trackId, m); }
+    m.seen = this.draw;
+    return m;
+  }
+  sweep() {
+    this.draw += 1;
+    for (const [id, m] of this.byTrack) if (this.draw - m.seen > this.maxAge) this.byTrack.delete(id);
+  }
+  clear() { this.byTrack.clear(); }
 }
 
 function faceSize(f) { return Math.max(f.box[2] - f.box[0], f.box[3] - f.box[1]); }
 
-function drawFace(ctx, f, opts, assets, placer) {
+function drawFace(ctx, f, opts, assets, placer, mem) {
   const [x1, y1, x2, y2] = f.box;
   const w = x2 - x1, h = y2 - y1, size = Math.max(w, h);
   const cx = (x1 + x2) / 2, cy = (y1 + y2) / 2;
@@ -144,9 +174,10 @@ function drawFace(ctx, f, opts, assets, placer) {
       const off = h / 2 + e * 0.55;  // above the head, along the head's up direction
       ex = cx + Math.sin(angle) * off;
       ey = cy - Math.cos(angle) * off;
-      if (ey - e / 2 < 0) {  // no room above: beside the head instead
-        ex = x2 + e * 0.55; ey = y1 + e * 0.5;
-      }
+      // no room above: beside the head instead (and back above only with room to spare)
+      const beside = mem.emoji === "beside" ? ey - e / 2 < e * 0.3 : ey - e / 2 < 0;
+      mem.emoji = beside ? "beside" : "above";
+      if (beside) { ex = x2 + e * 0.55; ey = y1 + e * 0.5; }
     }
     ctx.save();
     ctx.translate(ex, ey);
@@ -167,7 +198,9 @@ function drawFace(ctx, f, opts, assets, placer) {
   const lw = tw + 2 * pad, lh = fs * 1.5;
   let lx = clamp(cx - lw / 2, 0, ctx.canvas.width - lw);
   let ly = y2 + fs * 0.35;
-  if (ly + lh > ctx.canvas.height) ly = y1 - lh - fs * 0.35;
+  const above = mem.label === "above" ? ly + lh > ctx.canvas.height - lh * 0.5 : ly + lh > ctx.canvas.height;
+  mem.label = above ? "above" : "below";
+  if (above) ly = y1 - lh - fs * 0.35;
   ctx.fillStyle = color;
   roundRect(ctx, lx, ly, lw, lh, lh / 2);
   ctx.fill();
@@ -186,9 +219,14 @@ function drawFace(ctx, f, opts, assets, placer) {
     const rowH = bfs * 1.45, labelW = bfs * 4.6, barW = bfs * 6, padB = bfs * 0.6;
     const pw = labelW + barW + 3 * padB + bfs * 2.2, ph = labels.length * rowH + 2 * padB;
     const cands = [[x2 + 10, y1], [x1 - 10 - pw, y1], [x2 + 10, y2 - ph], [x1 - 10 - pw, y2 - ph],
-                   [cx - pw / 2, y2 + lh + 12]].map(([px, py]) => [px, py, px + pw, py + ph]);
-    const { rect, cost } = placer.best(cands);
+                   [cx - pw / 2, y2 + lh + 12]]
+      // slid into the frame (as the bubble's are): near an edge the panel slides along it
+      // rather than jumping to the other side of the face
+      .map(([px, py]) => [clamp(px, 0, ctx.canvas.width - pw), clamp(py, 0, ctx.canvas.height - ph)])
+      .map(([px, py]) => [px, py, px + pw, py + ph]);
+    const { rect, cost, index } = placer.best(cands, mem.bars ?? -1);
     if (rect && cost < 1) {
+      mem.bars = index;
       placer.take(rect);
       const [px, py] = rect;
       ctx.save();
@@ -223,7 +261,11 @@ function drawFace(ctx, f, opts, assets, placer) {
     ctx.font = `italic ${qfs}px Georgia, serif`;
     // Narrow enough to fit beside the face when there is room there (left or right).
     const side = Math.max(x1, ctx.canvas.width - x2) - 28 - 1.4 * qfs;
-    const maxW = clamp(Math.min(size * 1.3, side), 140, 300);
+    // the wrap width moves in 40-px steps (and only by a step's margin), so the bubble does not
+    // re-wrap its lines on every frame of a moving face
+    let maxW = clamp(Math.min(size * 1.3, side), 140, 300);
+    if (mem.quoteW && Math.abs(maxW - mem.quoteW) < 40) maxW = mem.quoteW;
+    else maxW = mem.quoteW = Math.round(maxW / 20) * 20;
     const lines = wrap(ctx, `“${q.text}”`, maxW);
     const by = `— ${q.author}`;
     const bylineFont = `${qfs * 0.9}px system-ui, sans-serif`;
@@ -237,8 +279,9 @@ function drawFace(ctx, f, opts, assets, placer) {
                    [x1 - 14 - bw, y2 - bh], [x2 + 14, y2 - bh], [cx - bw / 2, y2 + lh + 16]]
       .map(([px, py]) => [clamp(px, 0, ctx.canvas.width - bw), clamp(py, 0, ctx.canvas.height - bh)])
       .map(([px, py]) => [px, py, px + bw, py + bh]);
-    const { rect, cost } = placer.best(cands);
+    const { rect, cost, index } = placer.best(cands, mem.quote ?? -1);
     if (rect && cost < 1) {
+      mem.quote = index;
       placer.take(rect);
       const [bx, byy] = rect;
       // A short tail from the bubble edge towards the face (the point below the eyes).
