@@ -203,14 +203,17 @@ def moving_square_frames(n: int, size_wh: tuple[int, int] = (160, 120)) -> list[
     return frames
 
 
-def test_sink_source_round_trip(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("name", "fourcc"), [("clip.mp4", "mp4v"), ("clip.webm", "VP80")])
+def test_sink_source_round_trip(tmp_path: Path, name: str, fourcc: str) -> None:
+    """The extension picks the codec: MPEG-4 Part 2 for .mp4, VP8 for .webm (browsers play it)."""
     frames = moving_square_frames(20)
-    out = tmp_path / "sub" / "clip.mp4"  # parent folder is created
+    out = tmp_path / "sub" / name  # parent folder is created
     with VideoSink(out, fps=10) as sink:
+        assert sink.fourcc == fourcc
         for f in frames:
             sink.write(f)
     assert out.is_file() and sink.frames_written == 20
-    assert sorted(p.name for p in out.parent.iterdir()) == ["clip.mp4"]  # no temp file left
+    assert sorted(p.name for p in out.parent.iterdir()) == [name]  # no temp file left
     with VideoSource(out) as src:
         assert src.frame_count == 20 and src.resolution_wh == (160, 120)
         assert src.fps == pytest.approx(10)

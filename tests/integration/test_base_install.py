@@ -51,7 +51,9 @@ def test_base_install_has_no_extras(base_venv: Path, tmp_path: Path) -> None:
 def test_runtime_commands_work_on_the_base_install(base_venv: Path, tmp_path: Path, photos_dir: Path) -> None:
     models = _run(base_venv, "-m", "emoar.cli", "models", cwd=tmp_path)
     assert models.returncode == 0, models.stderr
-    assert "emoar-resnet-fer *" in models.stdout and "emoar-resnet-ferplus" in models.stdout
+    from emoar.models import default_model_name
+
+    assert f"{default_model_name()} *" in models.stdout and "emoar-resnet-ferplus" in models.stdout
     photo = photos_dir / "portrait.jpg"
     analyze = _run(
         base_venv,

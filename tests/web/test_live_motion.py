@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -107,3 +108,28 @@ def test_overlay_follows_a_moving_face_smoothly(moving_browser: Any, live_server
     assert s["p95_step_px"] < 6 and s["max_step_px"] < 20, s
     assert s["still_share"] < 0.15, s
     assert all(s[f"{k}_changes"] <= 2 for k in ("emoji", "label", "bars", "quote")), s
+
+
+def test_camera_denied_says_why_and_what_to_do(live_server: Any, frame_640x480: np.ndarray, tmp_path: Path) -> None:
+    """A browser that denies the camera (no permission granted, nothing auto-accepted): the page
+    says so with advice, offers Start camera, and shows no figures from frames it never saw."""
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    if not CHROMIUM.is_file():
+        pytest.skip(f"{CHROMIUM} is missing")
+    y4m = tmp_path / "still.y4m"
+    y4m.write_bytes(y4m_clip_bytes([frame_640x480] * 2, fps=FPS))
+    args = [a for a in chromium_args(y4m) if a != "--use-fake-ui-for-media-stream"]
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=args)
+        page = b.new_context().new_page()  # no "camera" permission: getUserMedia is refused
+        page.goto(f"{live_server.url}/")
+        wait_for(page, "() => window.__emoar && window.__emoar.ready", timeout_s=60, what="the page")
+        state = page.evaluate("() => window.__emoar")
+        assert state["cameraOn"] is False and state["cameraError"] == "NotAllowedError"
+        assert page.inner_text("#start") == "Start camera"
+        placeholder = page.inner_text("#placeholder")
+        assert "denied" in placeholder and "Upload" in placeholder, placeholder
+        assert "denied" in page.inner_text("#status")  # not overwritten by "on-device mode"
+        assert page.inner_text("#fps") == "–" and page.inner_text("#nfaces") == "0"
+        page.screenshot(path=str(ARTIFACTS / "live_camera_denied.png"))
+        b.close()

@@ -31,7 +31,7 @@ from emoar import __version__
 from emoar.web.engine import AdmissionGate, Engine
 from emoar.web.errors import install_error_handlers
 from emoar.web.ratelimit import TokenBucketLimiter
-from emoar.web.routes import api, pages, rooms, stream
+from emoar.web.routes import api, pages, pwa, rooms, stream
 from emoar.web.settings import Settings
 
 __all__ = ["create_app", "uvicorn_options"]
@@ -161,6 +161,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.include_router(stream.router)
     app.include_router(rooms.router)
     app.include_router(pages.router)
+    app.include_router(pwa.router)
     app.mount("/static", StaticFiles(packages=[("emoar.web", "static")]), name="static")
 
     @app.get("/docs", include_in_schema=False)

@@ -7,6 +7,7 @@ import { MotionSmoother } from "./motion.js";
 import { drawOverlay, loadOverlayAssets, PlacementMemory } from "./overlay.js";
 import { OnDeviceEngine, onDeviceSupported } from "./ondevice.js";
 import { ServerEngine } from "./server.js";
+import { registerServiceWorker } from "./pwa.js";
 
 const $ = (id) => document.getElementById(id);
 const ui = {
@@ -56,20 +57,57 @@ async function startCamera() {
   await ui.video.play();
   ui.placeholder.hidden = true;
   state.cameraOn = true;
+  state.cameraError = null;
+  document.body.dataset.camera = "on";
   ui.start.textContent = "Stop camera";
 }
 
-function stopCamera() {
+function stopCamera(message = "Camera stopped.") {
   const s = ui.video.srcObject;
   if (s) s.getTracks().forEach((t) => t.stop());
   ui.video.srcObject = null;
   state.cameraOn = false;
   ui.placeholder.hidden = false;
-  ui.placeholder.textContent = "Camera stopped.";
+  ui.placeholder.textContent = message;
   ui.start.textContent = "Start camera";
   latest = null;
   motion.clear();
   placement.clear();
+  state.faces = []; state.fps = 0; state.latencyMs = 0; lastFrameAt = 0;
+  updateStats();  // no frozen figures from the last frame
+  ui.fps.textContent = "–";
+}
+
+/** What to tell the user when the camera cannot start, by the getUserMedia error. */
+function cameraAdvice(e) {
+  const upload = " You can still analyse a photo or a clip on the Upload page.";
+  switch (e && e.name) {
+    case "NotAllowedError":
+    case "SecurityError":
+      return "Camera access was denied. Allow the camera for this site (the camera icon in the address bar), then press Start camera." + upload;
+    case "NotFoundError":
+    case "OverconstrainedError":
+      return "No camera was found. Connect one and press Start camera." + upload;
+    case "NotReadableError":
+    case "AbortError":
+      return "The camera is busy (another app or tab is using it). Close it and press Start camera." + upload;
+    default:
+      return `The camera did not start: ${e && e.message ? e.message : e}.` + upload;
+  }
+}
+
+async function tryStartCamera() {
+  try {
+    await startCamera();
+    return true;
+  } catch (e) {
+    const advice = cameraAdvice(e);
+    stopCamera(advice);
+    state.cameraError = e && e.name ? e.name : String(e);
+    document.body.dataset.camera = "off";
+    setStatus(`camera: ${advice}`, true);
+    return false;
+  }
 }
 
 /** Switch mode/model/detector; serialised so two switches never overlap. */
@@ -125,7 +163,7 @@ async function processLoop() {
     try {
       const captured = performance.now();
       const r = await current.process(ui.video, captured - t0);
-      if (current === engine && state.ready) {
+      if (current === engine && state.ready && state.cameraOn) {
         latest = r;
         latestAt = captured;
         motion.update(displayFaces(r), captured);
@@ -240,17 +278,14 @@ async function main() {
   ui.detector.addEventListener("change", configure);
   ui.start.addEventListener("click", async () => {
     if (state.cameraOn) { stopCamera(); return; }
-    try { await startCamera(); } catch (e) { setStatus(`camera: ${e.message}`, true); }
+    if (await tryStartCamera() && state.ready) setStatus(`${state.mode === "ondevice" ? "on-device" : "server"} mode · ${state.model}`);
   });
   requestAnimationFrame(drawLoop);
-  try {
-    await startCamera();
-  } catch (e) {
-    ui.placeholder.textContent = `No camera: ${e.message}`;
-    setStatus(`camera: ${e.message}`, true);
-  }
+  const cameraOk = await tryStartCamera();
   await configure();
+  if (!cameraOk) setStatus(`camera: ${ui.placeholder.textContent}`, true);  // keep the advice in view
   processLoop();
 }
 
 main();
+registerServiceWorker();

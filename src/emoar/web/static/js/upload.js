@@ -5,6 +5,7 @@
 // and a timeline of their expressions; every per-frame row stays in the JSON / CSV downloads.
 
 import { loadOverlayAssets } from "./overlay.js";
+import { registerServiceWorker } from "./pwa.js";
 
 const $ = (id) => document.getElementById(id);
 const ui = {
@@ -301,3 +302,4 @@ async function main() {
 }
 
 main();
+registerServiceWorker();
