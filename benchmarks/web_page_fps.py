@@ -16,6 +16,10 @@ by itself, and stops the server and the browser on exit, Ctrl-C or SIGTERM. Loop
   page (drawImage snapshot included). Server: send -> result over the websocket (decode, detect,
   align, classify, track on the server, plus loopback), not the JPEG encode before it.
 - faces: share of the window's frames with exactly one face (the photo has one).
+- server CPU: CPU seconds the server process used per second of the window (100% = one core).
+- WebRTC mode: the camera goes to the server as a WebRTC track (the browser encodes it, VP8),
+  results come back on a data channel; its latency column is the server's analysis time of a
+  frame (there is no request to time: frames flow continuously and only the newest is analysed).
 
 Headless Chromium here has no GPU (``--disable-gpu``: software WebGL via SwiftShader and wasm
 only, onnxruntime-web on 1 wasm thread unless the page is cross-origin isolated), so every figure
@@ -23,7 +27,7 @@ is CPU-bound, and in server mode the browser and the server share the same CPUs.
 on one machine only, and mind other load (printed: the load average at start).
 
 Usage:
-    python benchmarks/web_page_fps.py [--modes blazeface short mesh server] [--warmup 3] [--window 10]
+    python benchmarks/web_page_fps.py [--modes blazeface short mesh server webrtc] [--warmup 3] [--window 10]
                                       [--model NAME|PATH] [--image PHOTO]
 """
 
@@ -62,7 +66,15 @@ MODES: dict[str, tuple[str, str | None, str]] = {
     "full": ("ondevice", "full", "on-device, MediaPipe face detection (full range)"),
     "mesh": ("ondevice", "mesh", "on-device, MediaPipe face mesh"),
     "server": ("server", None, "server, websocket /v1/stream"),
+    "webrtc": ("webrtc", None, "server, WebRTC (aiortc), results on a data channel"),
 }
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process (Linux /proc)."""
+    with open(f"/proc/{pid}/stat") as f:
+        parts = f.read().rsplit(")", 1)[1].split()
+    return (int(parts[11]) + int(parts[12])) / os.sysconf("SC_CLK_TCK")
 
 #: Logs [t_ms, latencyMs, n_faces, mode, detector] for every processed frame: live.js assigns
 #: state.faces once per frame, right after state.latencyMs.
@@ -110,12 +122,15 @@ def switch(page: Any, mode: str, timeout_s: float) -> float:
     return time.monotonic() - t0
 
 
-def measure(page: Any, mode: str, warmup_s: float, window_s: float) -> dict[str, Any]:
-    """Warm up, then the page's frames over ``window_s`` (times from the page's clock)."""
+def measure(page: Any, mode: str, warmup_s: float, window_s: float, server_pid: int) -> dict[str, Any]:
+    """Warm up, then the page's frames over ``window_s`` (times from the page's clock) and the
+    server process's CPU use over the same window."""
     page_mode, detector, _ = MODES[mode]
     time.sleep(warmup_s)
     t0 = page.evaluate("() => performance.now()")
+    cpu0, w0 = _cpu_seconds(server_pid), time.monotonic()
     time.sleep(window_s)
+    cpu = (_cpu_seconds(server_pid) - cpu0) / (time.monotonic() - w0)
     t1, entries, backend = page.evaluate(
         "() => [performance.now(), window.__emoar.__benchLog.slice(-5000), "
         "document.getElementById('backend').textContent]"
@@ -131,6 +146,7 @@ def measure(page: Any, mode: str, warmup_s: float, window_s: float) -> dict[str,
         "p50": statistics.median(lat) if lat else float("nan"),
         "p95": q[18],
         "faces": sum(e[2] == 1 for e in rows) / len(rows) if rows else float("nan"),
+        "server_cpu": cpu,
         "backend": backend.strip(),
     }
 
@@ -185,7 +201,7 @@ def main() -> None:
                             results.append((mode, None, float("nan"), "front-end files not vendored"))
                             continue
                         setup = switch(page, mode, a.setup_timeout)
-                        results.append((mode, measure(page, mode, a.warmup, a.window), setup, ""))
+                        results.append((mode, measure(page, mode, a.warmup, a.window, proc.pid), setup, ""))
                 finally:
                     browser.close()
         finally:
@@ -201,7 +217,7 @@ def main() -> None:
     rows = []
     for mode, r, setup, note in results:
         if r is None:
-            rows.append([MODES[mode][2], "–", "–", "–", "–", "–", "–", note])
+            rows.append([MODES[mode][2], "–", "–", "–", "–", "–", "–", "–", note])
             continue
         rows.append(
             [
@@ -211,6 +227,7 @@ def main() -> None:
                 f"{r['p50']:.0f}",
                 f"{r['p95']:.0f}",
                 f"{r['faces']:.0%}",
+                f"{r['server_cpu']:.0%}",
                 f"{setup:.1f}",
                 r["backend"],
             ]
@@ -224,6 +241,7 @@ def main() -> None:
                 "median latency ms",
                 "p95 latency ms",
                 "frames with the face",
+                "server CPU (of one core)",
                 "load + first face s",
                 "backend (page)",
             ],

@@ -11,8 +11,7 @@ import os
 from pathlib import Path
 
 from emoar.io import read_image
-from emoar.models import _registry as registry
-from emoar.models import list_models
+from emoar.models import default_model_name, list_models
 from emoar.pipeline import Pipeline, PipelineOptions
 from emoar.samples import sample_image
 
@@ -21,11 +20,10 @@ PHOTOS = Path(os.environ.get("EMOAR_SHARED_DATA", REPO.parent / "shared" / "data
 
 
 def main() -> None:
-    reg = registry()
     frames = {"astronaut (bundled)": sample_image()}
     frames |= {p.name: read_image(p) for p in sorted(PHOTOS.glob("portrait*.jpg"))}
-    for key in ("default", "default_int8"):
-        model = next(m for m in list_models() if m.name == reg[key])
+    for precision in ("float", "int8"):
+        model = next(m for m in list_models() if m.name == default_model_name(precision))
         out = {"model": model.name, "sha256": model.sha256, "images": {}}
         with Pipeline.from_options(PipelineOptions.create(model=model.name)) as pipe:
             for name, frame in frames.items():

@@ -200,11 +200,11 @@ def test_int8_of_the_shipped_model_agrees_with_fp32(tmp_path: Path, fer_csv: Pat
     """The session's model is too briefly trained to say much about top-1 agreement (it
     predicts nearly one class); the shipped model is a real one: quantize it as ``--int8``
     does and compare on real PrivateTest faces."""
-    from emoar.models import resolve_model
+    from emoar.models import default_model_name, resolve_model
     from emoar.train.export_cli import quantize_int8
 
     data = load_fer2013_csv(fer_csv)
-    src = resolve_model("default")
+    src = resolve_model(default_model_name("float"))
     info = read_model_info(src)
     train_faces = data["Training"].images
     calib = train_faces[np.random.default_rng(0).choice(len(train_faces), 256, replace=False)]

@@ -15,11 +15,11 @@ import numpy as np
 import pytest
 
 from emoar.io import read_image
-from emoar.models import _registry, default_model_name, list_models
+from emoar.models import default_model_name, list_models
 from emoar.pipeline import Pipeline, PipelineOptions
 from emoar.samples import sample_image
 
-DEFAULTS = (_registry()["default"], _registry()["default_int8"])
+DEFAULTS = (default_model_name("float"), default_model_name("int8"))
 GOLDEN = {m: json.loads((Path(__file__).parent / "golden" / f"{m}.json").read_text()) for m in DEFAULTS}
 
 

@@ -345,3 +345,32 @@ def test_threaded_sink_writes_every_frame_and_reports_errors(tmp_path: Path) -> 
     with pytest.raises(VideoWriteError, match="frame is 64x40"):
         sink.close()
     assert not bad.exists() and not list(tmp_path.glob(".bad.*"))
+
+
+def test_memory_webm_sink_round_trip(tmp_path: Path) -> None:
+    """VP8 WebM encoded in memory (what annotated clips of the web app are) reads back."""
+    pytest.importorskip("av", reason="PyAV is not installed (pip install 'emoar[web]')")
+    from emoar.io.video import MemoryWebMSink
+
+    frames = moving_square_frames(12)
+    sink = MemoryWebMSink(fps=10)
+    for f in frames:
+        sink.write(f)
+    data = sink.close()
+    assert data[:4] == b"\x1a\x45\xdf\xa3" and sink.close() is data and sink.frames_written == 12
+    path = tmp_path / "m.webm"
+    path.write_bytes(data)
+    with VideoSource(path) as src:
+        got = [f for _, _, f in src]
+    assert len(got) == 12
+    for back, orig in zip(got, frames, strict=True):
+        assert back.shape == orig.shape and np.abs(back.astype(int) - orig).mean() < 8
+
+    odd = MemoryWebMSink(fps=5)
+    odd.write(np.zeros((121, 161, 3), np.uint8))  # 4:2:0 needs even sizes: cropped by one pixel
+    with pytest.raises(VideoWriteError, match="160x120"):
+        odd.write(np.zeros((100, 100, 3), np.uint8))
+    with pytest.raises(VideoWriteError, match="no frames"):
+        MemoryWebMSink(fps=5).close()
+    with pytest.raises(ValueError, match="fps"):
+        MemoryWebMSink(fps=0)

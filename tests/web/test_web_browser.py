@@ -575,3 +575,49 @@ def test_live_page_face_mesh_landmarks(live_page: tuple[Any, PageLog]) -> None:
     page.select_option("#detector", "short")
     wait_for(page, "() => window.__emoar.ready && window.__emoar.detector === 'short'", what="face detection")
     assert log.errors == [], log.errors
+
+
+PHONE = {
+    "viewport": {"width": 412, "height": 915},
+    "device_scale_factor": 2.625,
+    "is_mobile": True,
+    "has_touch": True,
+}
+
+
+@pytest.mark.parametrize("path", ["/", "/upload", "/meet"])
+def test_pages_fit_a_phone_screen(browser: Any, live_server: Any, path: str) -> None:
+    """Pixel 7 size: nothing wider than the screen, touch-size controls, settings folded away on
+    the live page so the picture comes first."""
+    context = browser.new_context(**PHONE)
+    page = context.new_page()
+    page.goto(f"{live_server.url}{path}")
+    page.wait_for_load_state("networkidle")
+    if path == "/":
+        wait_for(page, "() => window.__emoar && window.__emoar.ready", what="the live page")
+        assert page.evaluate("() => document.getElementById('settings').open") is False
+        stage = page.locator("#stage").bounding_box()
+        assert stage["y"] < 915 * 0.35 and stage["width"] > 380  # the picture is near the top, full width
+    width = page.evaluate("() => document.documentElement.scrollWidth")
+    assert width <= 412, f"{path} scrolls sideways: {width} px wide on a 412-px screen"
+    small = page.evaluate(
+        """() => [...document.querySelectorAll('button, select, input[type=checkbox], .downloads a')]
+                  .filter((e) => e.offsetParent !== null)
+                  .map((e) => [e.id || e.tagName, e.getBoundingClientRect().height])
+                  .filter(([, h]) => h < 24)"""
+    )
+    assert small == [], f"targets too small to touch: {small}"
+    context.close()
+
+
+def test_upload_result_fits_a_phone_screen(browser: Any, live_server: Any, photos_dir: Path) -> None:
+    context = browser.new_context(**PHONE)
+    page = context.new_page()
+    page.goto(f"{live_server.url}/upload")
+    wait_for(page, "() => document.body.dataset.state === 'ready'", what="the upload page")
+    page.set_input_files("#file", str(photos_dir / "office_group.jpg"))
+    wait_for(page, "() => document.body.dataset.state === 'done'", what="the analysis")
+    width = page.evaluate("() => document.documentElement.scrollWidth")
+    assert width <= 412, f"the result page scrolls sideways: {width} px"
+    assert page.locator("#faces tbody tr").count() == 8  # the wide table scrolls inside its box
+    context.close()

@@ -441,6 +441,16 @@ def test_no_upload_reaches_the_disk(
                 w.release()
                 r = http.post("/v1/analyze/video", files=_files(path.read_bytes(), path.name, "video/mp4"))
                 assert r.status_code == 200, (ext, r.text)
+            # the annotated clip is encoded in memory too
+            r = http.post(
+                "/v1/analyze/video",
+                params={"annotate": "true"},
+                files=_files(path.read_bytes(), path.name, "video/mp4"),
+            )
+            assert (
+                r.status_code == 200
+                and base64.b64decode(r.json()["annotated_webm_base64"])[:4] == b"\x1a\x45\xdf\xa3"
+            )
             r = http.post("/v1/analyze", params={"annotate": "true"}, files=_files(images["a.jpg"]))
             assert base64.b64decode(r.json()["annotated_png_base64"])[:4] == b"\x89PNG"
         created = ino.created()

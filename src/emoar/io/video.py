@@ -9,6 +9,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 import os
 import queue
@@ -27,7 +28,7 @@ import numpy.typing as npt
 from emoar.io.errors import VideoOpenError, VideoWriteError
 from emoar.io.pixels import to_bgr
 
-__all__ = ["FOURCC_BY_EXTENSION", "ThreadedSink", "VideoSink", "VideoSource", "fourcc_for", "prefetch"]
+__all__ = ["FOURCC_BY_EXTENSION", "MemoryWebMSink", "ThreadedSink", "VideoSink", "VideoSource", "fourcc_for", "prefetch"]
 
 _T = TypeVar("_T")
 _END = object()
@@ -440,6 +441,85 @@ def prefetch(items: Iterable[_T], depth: int = 4) -> Iterator[_T]:
             while True:
                 q.get_nowait()
         worker.join(timeout=5)
+
+
+class MemoryWebMSink:
+    """Encodes BGR frames to a VP8 WebM held in memory (nothing touches the disk), with PyAV
+    (``av``, in the ``web`` extra; its wheels carry FFmpeg with libvpx). What the web app sends
+    back for ``annotate=true`` clips: a file every browser's ``<video>`` plays.
+
+    Use ``write`` per frame, then ``close()`` returns the bytes. The frame size is fixed by the
+    first frame (even width and height: odd sizes are cropped by one pixel for 4:2:0).
+    """
+
+    def __init__(self, fps: float, *, bitrate: int = 1_500_000) -> None:
+        """Args:
+            fps: frames per second of the output.
+            bitrate: target bits per second.
+
+        Raises:
+            ValueError: fps is not positive.
+            ImportError: PyAV is not installed.
+        """
+        if not fps > 0:
+            raise ValueError(f"fps must be > 0 frames per second, got {fps}")
+        try:
+            import av
+        except ImportError as e:
+            raise ImportError("in-memory WebM encoding needs PyAV: pip install 'emoar[web]'") from e
+        self._av = av
+        self.fps = float(fps)
+        self.bitrate = int(bitrate)
+        self.frames_written = 0
+        self._buf = io.BytesIO()
+        self._out: Any = None
+        self._stream: Any = None
+        self._size: tuple[int, int] | None = None
+        self._data: bytes | None = None
+
+    def _open(self, w: int, h: int) -> None:
+        from fractions import Fraction
+
+        self._out = self._av.open(self._buf, mode="w", format="webm")
+        rate = Fraction(self.fps).limit_denominator(1001)
+        self._stream = self._out.add_stream("libvpx", rate=rate)
+        self._stream.width, self._stream.height, self._stream.pix_fmt = w, h, "yuv420p"
+        self._stream.bit_rate = self.bitrate
+        self._stream.options = {"deadline": "realtime", "cpu-used": "8"}
+        self._size = (w, h)
+
+    def write(self, frame_bgr: npt.NDArray[np.uint8]) -> None:
+        """Append one ``HxWx3`` BGR uint8 frame (the first frame's size)."""
+        if self._data is not None:
+            raise VideoWriteError("MemoryWebMSink is closed")
+        h, w = frame_bgr.shape[:2]
+        w2, h2 = w - w % 2, h - h % 2
+        if self._size is None:
+            if w2 < 2 or h2 < 2:
+                raise VideoWriteError(f"frame of {w}x{h} pixels is too small to encode")
+            self._open(w2, h2)
+        elif (w2, h2) != self._size:
+            raise VideoWriteError(f"frame is {w}x{h}, the clip is {self._size[0]}x{self._size[1]}")
+        vf = self._av.VideoFrame.from_ndarray(np.ascontiguousarray(frame_bgr[:h2, :w2]), format="bgr24")
+        for packet in self._stream.encode(vf):
+            self._out.mux(packet)
+        self.frames_written += 1
+
+    def close(self) -> bytes:
+        """Flush the encoder; the WebM bytes (idempotent).
+
+        Raises:
+            VideoWriteError: no frame was written.
+        """
+        if self._data is None:
+            if self._out is None:
+                raise VideoWriteError("no frames were written")
+            for packet in self._stream.encode(None):
+                self._out.mux(packet)
+            self._out.close()
+            self._data = self._buf.getvalue()
+            self._buf = io.BytesIO()
+        return self._data
 
 
 class ThreadedSink(_Sink):

@@ -118,13 +118,21 @@ def cpu_has_fast_int8() -> bool:
     return False
 
 
-def default_model_name() -> str:
+def default_model_name(precision: str = "auto") -> str:
     """Name of the default shipped model: the registry's ``default`` (float weights), or its
     int8 variant (``default_int8``, same accuracy, ~3x faster classifier) where
     :func:`cpu_has_fast_int8` says the CPU runs int8 exactly. ``EMOAR_DEFAULT_MODEL`` (a
     registry name) overrides both.
+
+    Args:
+        precision: ``"auto"`` (the rule above), ``"float"`` or ``"int8"`` (that default,
+            whatever the CPU and the environment say).
     """
     reg = _registry()
+    if precision in ("float", "int8"):
+        return str(reg["default"] if precision == "float" else reg.get("default_int8") or reg["default"])
+    if precision != "auto":
+        raise ValueError(f"precision must be 'auto', 'float' or 'int8', got {precision!r}")
     forced = os.environ.get("EMOAR_DEFAULT_MODEL", "").strip()
     if forced:
         if forced not in {m["name"] for m in reg["models"]}:

@@ -31,7 +31,7 @@ from emoar import __version__
 from emoar.web.engine import AdmissionGate, Engine
 from emoar.web.errors import install_error_handlers
 from emoar.web.ratelimit import TokenBucketLimiter
-from emoar.web.routes import api, pages, pwa, rooms, stream
+from emoar.web.routes import api, pages, pwa, rooms, stream, webrtc
 from emoar.web.settings import Settings
 
 __all__ = ["create_app", "uvicorn_options"]
@@ -41,8 +41,17 @@ logger = logging.getLogger(__name__)
 _DESCRIPTION = """Facial expression recognition with AR overlays, offline.
 
 * `POST /v1/analyze` — one image (multipart field `file`) -> faces, expressions, probabilities.
-* `POST /v1/analyze/video` — a short clip -> per-frame results (JSON) or per-face rows (`?format=csv`).
-* `WS /v1/stream` — live mode: binary JPEG frames in, JSON results out (track ids per connection).
+* `POST /v1/analyze/video` — a short clip -> per-frame results and one summary per track (JSON,
+  `?annotate=true` adds the annotated clip as VP8 WebM) or per-face rows (`?format=csv`).
+* `WS /v1/stream` — live mode (a websocket, so not in the list below): connect, receive
+  `{"type": "hello", "model", "models", "labels", "max_frame_bytes"}`, then send each frame as a
+  **binary** message (JPEG, PNG or WebP); each is answered by `{"type": "result", "seq",
+  "frame_index", "timestamp_ms", "width", "height", "faces": [... with "track_id" and
+  "landmarks_xy"], "model", "dropped", "speed_ms"}` or `{"type": "error", ...}`. Text commands:
+  `{"type": "config", "model"}`, `{"type": "reset"}`, `{"type": "ping"}`. Only the newest waiting
+  frame is analysed. Close codes: 4429 rate limited, 4404 unknown model, 4403 foreign origin.
+* `POST /v1/webrtc/offer` — live mode over WebRTC: the same results on a data channel.
+* `WS /v1/rooms/{id}/ws` — meeting rooms (docs/contracts.md).
 
 Every error is JSON: `{"error": code, "message": text, "status": int}`.
 """
@@ -130,6 +139,10 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         try:
             yield
         finally:
+            webrtc_sessions = getattr(app.state, "webrtc", None)
+            if webrtc_sessions is not None:
+                await webrtc_sessions.close_all()
+                app.state.webrtc = None
             flusher = getattr(app.state, "room_flusher", None)
             if flusher is not None:
                 flusher.cancel()
@@ -159,6 +172,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     install_error_handlers(app)
     app.include_router(api.router)
     app.include_router(stream.router)
+    app.include_router(webrtc.router)
     app.include_router(rooms.router)
     app.include_router(pages.router)
     app.include_router(pwa.router)

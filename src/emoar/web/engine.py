@@ -21,7 +21,6 @@ import io
 import logging
 import math
 import queue
-import tempfile
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -381,8 +380,7 @@ class Engine:
             max_seconds: longest clip in seconds; a longer clip raises :class:`ClipTooLongError`.
             max_pixels: largest frame in pixels (default ``settings.max_video_pixels``).
             annotate: also render the overlays on every analysed frame into a VP8 WebM (plays
-                in browsers), written to a private temporary folder that is removed before
-                this returns.
+                in browsers), encoded in memory.
 
         Returns:
             One result per analysed frame, with ``frame_index`` (index in the clip),
@@ -422,10 +420,9 @@ class Engine:
             with contextlib.ExitStack() as stack:
                 sink = None
                 if annotate:
-                    from emoar.io import VideoSink
+                    from emoar.io.video import MemoryWebMSink
 
-                    tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="emoar-annotated-")))
-                    sink = stack.enter_context(VideoSink(tmp / "annotated.webm", fps=fps / stride))
+                    sink = MemoryWebMSink(fps / stride)  # in memory: no frame touches the disk
                 pipe = stack.enter_context(self._video_pool(self.model(model).name).borrow())
                 stream = pipe.new_stream()
                 index = 0
@@ -445,10 +442,7 @@ class Engine:
                     index += 1
                 if index == 0:
                     raise UndecodableVideoError("the clip contains no decodable frames")
-                webm = None
-                if sink is not None:
-                    sink.close()
-                    webm = sink.path.read_bytes()
+                webm = sink.close() if sink is not None else None
             return VideoAnalysis(results, fps, webm)
         finally:
             cap.release()

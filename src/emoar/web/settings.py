@@ -121,6 +121,11 @@ class Settings(BaseSettings):
             long is taken as gone; its participants show as left on the other processes.
         ws_ping_interval_s: websocket protocol pings every this many seconds (uvicorn's
             ``ws_ping_interval``); ``ws_ping_timeout_s``: close when one is not answered in time.
+        webrtc_ice_servers: STUN/TURN URLs for the WebRTC server mode (none by default: host
+            candidates work on loopback and a LAN).
+        webrtc_max_sessions: most WebRTC sessions at once (more get 503).
+        webrtc_idle_timeout_s: a WebRTC session that receives no frame and no command for this
+            long is closed.
         pipeline: every other stage option of the server's pipelines (tracker, smoother,
             overlay, test-time augmentation, OOD threshold, detector thresholds), nested:
             ``EMOAR_PIPELINE__TRACKER__MAX_AGE=10``, ``EMOAR_PIPELINE__CLASSIFIER__TTA=flip``,
@@ -174,6 +179,9 @@ class Settings(BaseSettings):
     broker_worker_ttl_s: float = Field(15.0, ge=1)
     ws_ping_interval_s: float = Field(20.0, gt=0)
     ws_ping_timeout_s: float = Field(20.0, gt=0)
+    webrtc_ice_servers: CommaList = ()
+    webrtc_max_sessions: int = Field(4, ge=1)
+    webrtc_idle_timeout_s: float = Field(30.0, gt=0)
     pipeline: PipelineOptions = Field(default_factory=PipelineOptions)
 
     @classmethod
@@ -193,7 +201,7 @@ class Settings(BaseSettings):
         except ValidationError as e:
             raise SettingsError(_explain(e)) from None
 
-    @field_validator("models", "cors_origins", "forwarded_allow_ips", mode="before")
+    @field_validator("models", "cors_origins", "forwarded_allow_ips", "webrtc_ice_servers", mode="before")
     @classmethod
     def _comma_list(cls, value: Any) -> Any:
         if isinstance(value, str):

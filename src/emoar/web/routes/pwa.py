@@ -67,6 +67,8 @@ def _icon(size: int) -> bytes:
 
     data = resources.files("emoar.overlay").joinpath("assets", "happy.png").read_bytes()
     sprite = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if sprite is None:  # pragma: no cover - the sprite ships with the package
+        raise RuntimeError("the happy.png sprite does not decode")
     inner = int(size * 0.62)
     interp = cv2.INTER_AREA if inner < sprite.shape[0] else cv2.INTER_LANCZOS4
     s = cv2.resize(sprite, (inner, inner), interpolation=interp).astype(np.float32)

@@ -7,6 +7,7 @@ import { MotionSmoother } from "./motion.js";
 import { drawOverlay, loadOverlayAssets, PlacementMemory } from "./overlay.js";
 import { OnDeviceEngine, onDeviceSupported } from "./ondevice.js";
 import { ServerEngine } from "./server.js";
+import { WebRTCEngine } from "./webrtc.js";
 import { registerServiceWorker } from "./pwa.js";
 
 const $ = (id) => document.getElementById(id);
@@ -44,6 +45,8 @@ function setStatus(text, isError = false) {
   if (isError) state.errors.push(text);
 }
 
+function modeName(mode) { return { ondevice: "on-device", server: "server", webrtc: "WebRTC server" }[mode] || mode; }
+
 function sleep(ms) { return new Promise((r) => setTimeout(r, ms)); }
 
 function modelInfo(name) { return catalog.models.find((m) => m.name === name) || catalog.models[0]; }
@@ -63,6 +66,7 @@ async function startCamera() {
 }
 
 function stopCamera(message = "Camera stopped.") {
+  if (engine instanceof WebRTCEngine) engine.close();  // nothing to stream; Start camera reconnects
   const s = ui.video.srcObject;
   if (s) s.getTracks().forEach((t) => t.stop());
   ui.video.srcObject = null;
@@ -128,6 +132,12 @@ function configure() {
           await engine.setDetector(detector);
         }
         ui.backend.textContent = `on-device · onnxruntime-web wasm (${window.ort.env.wasm.numThreads} thread) · ${detector.startsWith("blazeface") ? "BlazeFace on onnxruntime-web, detected every 5 frames" : `MediaPipe ${detector}`}`;
+      } else if (mode === "webrtc") {
+        if (engine) await engine.close();
+        engine = null;
+        setStatus("connecting to the server over WebRTC…");
+        engine = await new WebRTCEngine().init(model, ui.video.srcObject);
+        ui.backend.textContent = `server over WebRTC · ${catalog.detector} detector · results on a data channel`;
       } else {
         if (engine) await engine.close();
         setStatus("connecting to the server…");
@@ -141,7 +151,7 @@ function configure() {
       motion.clear(); placement.clear();
       state.ready = true;
       document.body.dataset.ready = "true";
-      setStatus(`${mode === "ondevice" ? "on-device" : "server"} mode · ${model.name}`);
+      setStatus(`${modeName(mode)} mode · ${model.name}`);
     } catch (e) {
       console.warn("mode switch failed", e);
       engine = null;
@@ -230,8 +240,10 @@ function drawLoop() {
   const ctx = c.getContext("2d");
   ctx.clearRect(0, 0, c.width, c.height);
   if (latest && latest.faces.length && state.cameraOn) {
+    // text at least its nominal size on screen, however small the canvas is shown (phones)
+    const uiScale = c.clientWidth ? Math.min(2.5, Math.max(1, c.width / c.clientWidth)) : 1;
     const opts = { style: ui.style.value, labels: modelInfo(state.model || ui.model.value).labels,
-                   showBars: ui.bars.checked, showQuote: ui.quote.checked, memory: placement };
+                   showBars: ui.bars.checked, showQuote: ui.quote.checked, memory: placement, uiScale };
     const now = performance.now();
     const faces = motion.at(displayFaces(latest), now);
     state.drawnFaces = drawOverlay(ctx, faces, opts, assets);
@@ -273,12 +285,23 @@ async function main() {
   if (params.get("style")) ui.style.value = params.get("style");
   if (params.get("mirror") === "0") ui.mirror.checked = false;
 
+  if (window.matchMedia("(max-width: 700px)").matches) $("settings").open = false;  // phones: the picture first
+  const styleParts = () => {  // bars and quotes exist only in the full style
+    const full = ui.style.value === "full";
+    ui.bars.disabled = !full; ui.quote.disabled = !full;
+    ui.bars.parentElement.classList.toggle("muted", !full); ui.quote.parentElement.classList.toggle("muted", !full);
+  };
+  ui.style.addEventListener("change", styleParts);
+  styleParts();
   ui.mode.addEventListener("change", configure);
   ui.model.addEventListener("change", configure);
   ui.detector.addEventListener("change", configure);
   ui.start.addEventListener("click", async () => {
     if (state.cameraOn) { stopCamera(); return; }
-    if (await tryStartCamera() && state.ready) setStatus(`${state.mode === "ondevice" ? "on-device" : "server"} mode · ${state.model}`);
+    if (await tryStartCamera()) {
+      if (state.mode === "webrtc" || ui.mode.value === "webrtc") await configure();  // the new camera track
+      else if (state.ready) setStatus(`${modeName(state.mode)} mode · ${state.model}`);
+    }
   });
   requestAnimationFrame(drawLoop);
   const cameraOk = await tryStartCamera();

@@ -6,8 +6,8 @@
 // the capture time) and the drawn box eases towards that prediction (time constant TAU_MS), so
 // it moves at the display rate and stays on the face.
 
-const TAU_MS = 40;
-const MAX_LEAD_MS = 120;
+const TAU_MS = 60;
+const MAX_LEAD_MS = 80;
 
 export class MotionSmoother {
   constructor({ tauMs = TAU_MS, maxLeadMs = MAX_LEAD_MS } = {}) {
@@ -34,7 +34,7 @@ export class MotionSmoother {
         const v = f.box.map((b, i) => (b - s.box[i]) / dt);
         // a jump of more than half a face between results is a re-detection, not motion
         const jump = Math.abs(f.box[0] - s.box[0]) + Math.abs(f.box[2] - s.box[2]) > size;
-        s.v = jump ? [0, 0, 0, 0] : s.v.map((o, i) => 0.4 * o + 0.6 * v[i]);
+        s.v = jump ? [0, 0, 0, 0] : s.v.map((o, i) => 0.7 * o + 0.3 * v[i]);
       }
       s.box = f.box.slice();
       s.t = tCapture;

@@ -148,7 +148,10 @@ function drawFace(ctx, f, opts, assets, placer, mem) {
   const tier = size < SMALL_FACE ? "compact" : size >= DETAIL_FACE ? "detail" : "standard";
   const angle = clamp(eyeLineAngle(f.landmarks), -MAX_TILT, MAX_TILT) * Math.PI / 180;
   const top = f.probs ? Math.max(...Object.values(f.probs)) : 0;
-  const labelText = f.uncertain ? "uncertain" : f.expression;
+  // capitalised like the server renderer's chip ("Neutral 84%")
+  const word = f.uncertain ? "uncertain" : f.expression;
+  const labelText = word.charAt(0).toUpperCase() + word.slice(1);
+  const k = opts.uiScale || 1;  // canvas pixels per screen pixel (> 1 on a small screen)
 
   // Box corners.
   if (opts.style !== "emoji") {
@@ -190,7 +193,7 @@ function drawFace(ctx, f, opts, assets, placer, mem) {
   if (opts.style === "emoji") return;
 
   // Label chip under the face.
-  const fs = clamp(Math.round(size * (tier === "compact" ? 0.2 : 0.09)), 11, 28);
+  const fs = clamp(Math.round(size * (tier === "compact" ? 0.2 : 0.09)), Math.round(11 * k), Math.round(28 * k));
   ctx.save();
   ctx.font = `600 ${fs}px system-ui, sans-serif`;
   const text = tier === "compact" ? labelText : `${labelText} ${Math.round(top * 100)}%`;
@@ -215,7 +218,7 @@ function drawFace(ctx, f, opts, assets, placer, mem) {
   // Probability bars beside the face.
   if (opts.showBars && f.probs) {
     const labels = opts.labels || Object.keys(f.probs);
-    const bfs = clamp(Math.round(size * 0.055), 10, 16);
+    const bfs = clamp(Math.round(size * 0.055), Math.round(10 * k), Math.round(16 * k));
     const rowH = bfs * 1.45, labelW = bfs * 4.6, barW = bfs * 6, padB = bfs * 0.6;
     const pw = labelW + barW + 3 * padB + bfs * 2.2, ph = labels.length * rowH + 2 * padB;
     const cands = [[x2 + 10, y1], [x1 - 10 - pw, y1], [x2 + 10, y2 - ph], [x1 - 10 - pw, y2 - ph],
@@ -256,7 +259,7 @@ function drawFace(ctx, f, opts, assets, placer, mem) {
   // Quote bubble, with a tail towards the face.
   const q = opts.showQuote ? quoteFor(assets, f) : null;
   if (q) {
-    const qfs = clamp(Math.round(size * 0.06), 11, 17);
+    const qfs = clamp(Math.round(size * 0.06), Math.round(11 * k), Math.round(17 * k));
     ctx.save();
     ctx.font = `italic ${qfs}px Georgia, serif`;
     // Narrow enough to fit beside the face when there is room there (left or right).
