@@ -141,6 +141,12 @@ export class PlacementMemory {
 function faceSize(f) { return Math.max(f.box[2] - f.box[0], f.box[3] - f.box[1]); }
 
 function drawFace(ctx, f, opts, assets, placer, mem) {
+  const late = [];  // painted last: the label chip stays readable over a bubble's tail
+  drawFaceParts(ctx, f, opts, assets, placer, mem, late);
+  for (const paint of late) paint();
+}
+
+function drawFaceParts(ctx, f, opts, assets, placer, mem, late) {
   const [x1, y1, x2, y2] = f.box;
   const w = x2 - x1, h = y2 - y1, size = Math.max(w, h);
   const cx = (x1 + x2) / 2, cy = (y1 + y2) / 2;
@@ -204,13 +210,18 @@ function drawFace(ctx, f, opts, assets, placer, mem) {
   const above = mem.label === "above" ? ly + lh > ctx.canvas.height - lh * 0.5 : ly + lh > ctx.canvas.height;
   mem.label = above ? "above" : "below";
   if (above) ly = y1 - lh - fs * 0.35;
-  ctx.fillStyle = color;
-  roundRect(ctx, lx, ly, lw, lh, lh / 2);
-  ctx.fill();
-  ctx.fillStyle = inkFor(color);
-  ctx.textBaseline = "middle";
-  ctx.fillText(text, lx + pad, ly + lh / 2);
   ctx.restore();
+  late.push(() => {
+    ctx.save();
+    ctx.font = `600 ${fs}px system-ui, sans-serif`;
+    ctx.fillStyle = color;
+    roundRect(ctx, lx, ly, lw, lh, lh / 2);
+    ctx.fill();
+    ctx.fillStyle = inkFor(color);
+    ctx.textBaseline = "middle";
+    ctx.fillText(text, lx + pad, ly + lh / 2);
+    ctx.restore();
+  });
   placer.take([lx, ly, lx + lw, ly + lh]);
 
   if (opts.style !== "full" || tier !== "detail") return;

@@ -198,7 +198,8 @@ function drawTimeline() {
       const k = order.get(f.track_id);
       if (k === undefined) continue;
       ctx.fillStyle = colorOf(f.expression, f.uncertain);
-      ctx.fillRect(xa, pad + k * (lane + gap), Math.max(1, xb - xa), lane);
+      // whole pixels, overlapping by one: no seams between frames of the same colour
+      ctx.fillRect(Math.floor(xa), pad + k * (lane + gap), Math.max(1, Math.ceil(xb) - Math.floor(xa) + 1), lane);
     }
   });
   ctx.fillStyle = "#9aa3b5";
