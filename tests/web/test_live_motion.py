@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from web_helpers import ARTIFACTS, CHROMIUM, chromium_args, wait_for, y4m_clip_bytes
+from web_helpers import ARTIFACTS, CHROMIUM, chromium_args, wait_for, wait_for_one_face, y4m_clip_bytes
 
 FPS = 15
 PERIOD_S = 4.0
@@ -57,12 +57,7 @@ def _run(browser: Any, url: str, seconds: float = 6.0) -> dict[str, Any]:
     context = browser.new_context(viewport={"width": 1100, "height": 900})
     page = context.new_page()
     page.goto(url)
-    wait_for(
-        page,
-        "() => window.__emoar && window.__emoar.ready && window.__emoar.faces.length === 1",
-        timeout_s=60,
-        what="a face",
-    )
+    wait_for_one_face(page, what="a face")
     page.wait_for_timeout(1500)
     page.evaluate(
         "() => { window.__emoar.drawLog.length = 0; window.__emoar.frames0 = window.__emoar.frames; }"

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from web_helpers import ARTIFACTS, CHROMIUM, LiveServer, chromium_args, wait_for, y4m_bytes
+from web_helpers import ARTIFACTS, CHROMIUM, LiveServer, chromium_args, wait_for, wait_for_one_face, y4m_bytes
 
 
 def test_manifest_icons_and_worker_are_served(make_app: Callable[..., FastAPI]) -> None:
@@ -96,12 +96,7 @@ def test_installable_and_on_device_works_with_the_server_stopped(
             gone = page.evaluate("() => fetch('/healthz').then(() => 'up', () => 'down')")
             assert gone == "down"  # the service worker does not pretend the server is there
             page.reload()
-            wait_for(
-                page,
-                "() => window.__emoar && window.__emoar.ready && window.__emoar.faces.length === 1",
-                timeout_s=60,
-                what="on-device results with the server stopped",
-            )
+            wait_for_one_face(page, what="on-device results with the server stopped")
             assert page.evaluate("() => window.__emoar.mode") == "ondevice"
             page.screenshot(path=str(ARTIFACTS / "pwa_offline.png"))
             context.close()

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from web_helpers import ARTIFACTS, CHROMIUM, LiveServer, chromium_args, wait_for, y4m_bytes
+from web_helpers import ARTIFACTS, CHROMIUM, LiveServer, chromium_args, wait_for, wait_for_one_face, y4m_bytes
 
 pytest.importorskip("aiortc", reason="aiortc is not installed (pip install 'emoar[webrtc]')")
 
@@ -46,12 +46,7 @@ def test_live_page_webrtc_mode_gets_results(
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=chromium_args(y4m))
         page = browser.new_context(viewport={"width": 1100, "height": 900}).new_page()
         page.goto(f"{rtc_server.url}/?mode=webrtc")
-        wait_for(
-            page,
-            "() => window.__emoar && window.__emoar.ready && window.__emoar.faces.length === 1",
-            timeout_s=60,
-            what="a face over WebRTC",
-        )
+        wait_for_one_face(page, what="a face over WebRTC")
         assert page.evaluate("() => window.__emoar.mode") == "webrtc"
         assert _sessions(rtc_server) == 1
         f0 = page.evaluate("() => window.__emoar.frames")

@@ -142,3 +142,11 @@ class LiveServer:
     def stop(self) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=10)
+
+
+ONE_FACE_JS = "() => window.__emoar && window.__emoar.ready && window.__emoar.faces.length === 1"
+
+
+def wait_for_one_face(page: Any, *, what: str, timeout_s: float = 60) -> None:
+    """Wait until the live page is ready and its last result has exactly one face."""
+    wait_for(page, ONE_FACE_JS, timeout_s=timeout_s, what=what)

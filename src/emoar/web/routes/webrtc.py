@@ -279,6 +279,7 @@ def _sessions(request: Request) -> WebRTCSessions:
     response_model=AnswerOut,
     dependencies=[Depends(rate_limit)],
     responses={
+        400: {"description": "an offer aiortc cannot use, or without a video track or a data channel"},
         404: {"description": "unknown model"},
         501: {"description": "aiortc is not installed (pip install 'emoar[webrtc]')"},
         503: {"description": "too many WebRTC sessions"},
@@ -303,7 +304,7 @@ async def webrtc_offer(
     media = {line.split()[0][2:] for line in offer.sdp.splitlines() if line.startswith("m=") and line.split()}
     missing = [m for m in ("video", "application") if m not in media]
     if missing:
-        what = {"video": "a video track (the camera)", "application": "a data channel (for the results)"}
+        what = {"video": "video track (the camera)", "application": "data channel (for the results)"}
         raise ApiError(
             400, "bad_offer", "The WebRTC offer has no " + " and no ".join(what[m] for m in missing)
         )
