@@ -230,7 +230,7 @@ class Pipeline:
         """Faces in ``frame`` (largest ``max_faces``), boxes in original-frame pixels."""
         dets: list[Detection] = list(self.detector.detect(frame))
         if len(dets) > self.options.max_faces:
-            dets = sorted(dets, key=lambda d: d.width * d.height, reverse=True)[: self.options.max_faces]
+            dets = [dets[i] for i in _largest(dets, self.options.max_faces)]
         return dets
 
     def _stream_faces(self, frame: npt.NDArray[np.uint8], stream: StreamState) -> list[Detection]:
@@ -267,8 +267,7 @@ class Pipeline:
         merged, kept = keep_missed(dets, [d for d, _ in carry])
         missed = [0] * len(dets) + [carry[i][1] + 1 for i in kept]
         if len(merged) > self.options.max_faces:
-            order = sorted(range(len(merged)), key=lambda i: merged[i].width * merged[i].height, reverse=True)
-            order = sorted(order[: self.options.max_faces])
+            order = sorted(_largest(merged, self.options.max_faces))
             merged, missed = [merged[i] for i in order], [missed[i] for i in order]
         stream.since_detect = 0
         stream.full_detections += 1
@@ -378,6 +377,11 @@ class Pipeline:
         result.speed_ms["render"] = (time.perf_counter() - t0) * 1e3
         out: npt.NDArray[np.uint8] = img
         return out
+
+
+def _largest(dets: list[Detection], n: int) -> list[int]:
+    """Indices of the ``n`` largest boxes (by area), largest first."""
+    return sorted(range(len(dets)), key=lambda i: dets[i].width * dets[i].height, reverse=True)[:n]
 
 
 def _as_bgr(frame: npt.NDArray[np.generic]) -> npt.NDArray[np.uint8]:

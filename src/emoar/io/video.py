@@ -28,7 +28,15 @@ import numpy.typing as npt
 from emoar.io.errors import VideoOpenError, VideoWriteError
 from emoar.io.pixels import to_bgr
 
-__all__ = ["FOURCC_BY_EXTENSION", "MemoryWebMSink", "ThreadedSink", "VideoSink", "VideoSource", "fourcc_for", "prefetch"]
+__all__ = [
+    "FOURCC_BY_EXTENSION",
+    "MemoryWebMSink",
+    "ThreadedSink",
+    "VideoSink",
+    "VideoSource",
+    "fourcc_for",
+    "prefetch",
+]
 
 _T = TypeVar("_T")
 _END = object()

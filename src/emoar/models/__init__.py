@@ -13,6 +13,7 @@ import os
 import platform
 import sys
 from dataclasses import dataclass, field
+from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -98,6 +99,7 @@ def _cpu_flags() -> set[str]:
     return set()
 
 
+@cache
 def cpu_has_fast_int8() -> bool:
     """Whether this CPU runs int8 convolutions exactly and fast in onnxruntime.
 
@@ -105,7 +107,7 @@ def cpu_has_fast_int8() -> bool:
     64-bit ARM with dot-product instructions (``asimddp``; every Apple silicon Mac). Older x86
     CPUs (AVX2 / AVX-512 without VNNI) multiply u8 x s8 pairs into 16-bit sums that can
     saturate, so an int8 model may lose accuracy there (unpredictably, model- and input-
-    dependent): they keep the float model.
+    dependent): they keep the float model. Probed once per process.
     """
     machine = platform.machine().lower()
     if sys.platform == "darwin":

@@ -417,13 +417,12 @@ class Engine:
             if count > 0:
                 _check_clip(count, fps, stride, max_frames, max_seconds)
             results: list[FrameResult] = []
-            with contextlib.ExitStack() as stack:
-                sink = None
-                if annotate:
-                    from emoar.io.video import MemoryWebMSink
+            sink = None
+            if annotate:
+                from emoar.io.video import MemoryWebMSink
 
-                    sink = MemoryWebMSink(fps / stride)  # in memory: no frame touches the disk
-                pipe = stack.enter_context(self._video_pool(self.model(model).name).borrow())
+                sink = MemoryWebMSink(fps / stride)  # in memory: no frame touches the disk
+            with self._video_pool(self.model(model).name).borrow() as pipe:
                 stream = pipe.new_stream()
                 index = 0
                 while True:

@@ -16,7 +16,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse, Response
 
 from emoar import __version__
@@ -118,7 +118,7 @@ def precache_urls(engine: Engine) -> list[str]:
 
 
 @router.get("/sw.js")
-async def service_worker(request: Request, engine: Engine = Depends(get_engine)) -> Response:  # noqa: B008
+async def service_worker(engine: Engine = Depends(get_engine)) -> Response:  # noqa: B008
     """The service worker (scope ``/``), with this server's precache list and cache name."""
     urls = precache_urls(engine)
     models = sorted(f"{n}:{m.sha256 or m.path}" for n, m in engine.models.items())

@@ -75,11 +75,10 @@ class AnswerOut(BaseModel):
 class _Session:
     """One peer connection: the newest frame, the analyser, the data channel."""
 
-    def __init__(self, pc: Any, engine: Engine, settings: Settings, model: str) -> None:
+    def __init__(self, pc: Any, engine: Engine, model: str) -> None:
         self.id = uuid.uuid4().hex[:12]
         self.pc = pc
         self.engine = engine
-        self.settings = settings
         self.model = model
         self.stream = engine.new_stream(model)
         self.channel: Any = None
@@ -204,7 +203,7 @@ class WebRTCSessions:
 
         servers = [RTCIceServer(urls=u) for u in self.settings.webrtc_ice_servers]
         pc = RTCPeerConnection(configuration=RTCConfiguration(iceServers=servers))
-        session = _Session(pc, engine, self.settings, model)
+        session = _Session(pc, engine, model)
         self.sessions[session.id] = session
 
         @pc.on("datachannel")
