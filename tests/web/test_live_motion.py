@@ -92,6 +92,7 @@ def _check(run: dict[str, Any]) -> dict[str, float]:
         "draws_per_s": len(log) / run["seconds"],
         "results_per_s": results / run["seconds"],
         "max_step_px": float(steps.max()),
+        "p95_speed": float(np.percentile(speed, 95)),
         "p99_speed": float(np.percentile(speed, 99)),
         "max_speed": float(speed.max()),
         # draws on which the overlay stood still although the face was moving (all of those
@@ -111,6 +112,9 @@ def test_overlay_follows_a_moving_face_smoothly(moving_browser: Any, live_server
     s = _check(run)
     print(mode, s)
     assert s["span_px"] > AMPLITUDE_PX  # the overlay does follow the face across the sweep
+    # each camera frame analysed once (a fast model re-analysing the newest frame until the next
+    # arrives burnt the CPU on copies: 45 results/s from a 15-fps camera)
+    assert s["results_per_s"] < 1.1 * FPS, s
     assert s["draws_per_s"] > 1.5 * s["results_per_s"], s  # drawn between results, not once per result
     # the face moves at up to 2*pi*60/4 = 94 px/s; drawing each result as it is moves the
     # overlay in jumps of one result's motion (measured p99 262 px/s on-device, 603 in server

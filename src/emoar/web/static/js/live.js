@@ -165,9 +165,32 @@ function configure() {
   return switching;
 }
 
+// The camera's frames as the browser presents them (requestVideoFrameCallback, where there is
+// one): a frame already analysed is not analysed again, so a fast model does not burn the CPU
+// on copies of one frame (a 15-fps camera analysed 45 times a second is 30 wasted inferences).
+const videoFrames = { seq: 0, seenAt: 0 };
+function watchVideoFrames(video) {
+  if (!video.requestVideoFrameCallback) return;
+  const onFrame = () => {
+    videoFrames.seq += 1; videoFrames.seenAt = performance.now();
+    video.requestVideoFrameCallback(onFrame);
+  };
+  video.requestVideoFrameCallback(onFrame);
+}
+let analysedSeq = -1;
+/** Whether the video shows a frame not analysed yet (always, where frames cannot be watched or
+ * have not been reported for a while, e.g. a hidden video element). */
+function newVideoFrame() {
+  if (!videoFrames.seenAt || performance.now() - videoFrames.seenAt > 500) return true;
+  return videoFrames.seq !== analysedSeq;
+}
+
 async function processLoop() {
   for (;;) {
     if (!state.ready || !engine || !state.cameraOn || ui.video.readyState < 2) { await sleep(30); continue; }
+    // WebRTC sends the track itself and waits for the server's next result
+    if (!(engine instanceof WebRTCEngine) && !newVideoFrame()) { await sleep(4); continue; }
+    analysedSeq = videoFrames.seq;
     busy = true;
     const current = engine;
     try {
@@ -304,6 +327,7 @@ async function main() {
     }
   });
   requestAnimationFrame(drawLoop);
+  watchVideoFrames(ui.video);
   const cameraOk = await tryStartCamera();
   await configure();
   if (!cameraOk) setStatus(`camera: ${ui.placeholder.textContent}`, true);  // keep the advice in view
