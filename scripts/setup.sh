@@ -13,7 +13,7 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   .venv/bin/python -m pip install -q --upgrade pip
   # torch is pinned to the CPU build (a looser spec pulls several GB of CUDA packages).
   .venv/bin/python -m pip install -q "torch==2.13.0"
-  .venv/bin/python -m pip install -q -e ".[train,web,dev,litert,broker,webrtc]"
+  .venv/bin/python -m pip install -q -e ".[train,web,dev,litert,broker,webrtc,federated,ray]"
   echo "$want" > "$stamp"
 fi
 # Browser tests drive Debian's Chromium through Playwright (never `playwright install`); the

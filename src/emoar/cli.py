@@ -794,6 +794,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_pipeline_args(mj)
     mj.set_defaults(func=cmd_meeting_join)
 
+    from emoar.batch.cli import add_parser as add_batch_parser
+    from emoar.train.federated.cli import add_parser as add_federated_parser
+
+    add_batch_parser(sub)
+    add_federated_parser(sub)
+
     m = sub.add_parser("models", help="list shipped models with their measured accuracy")
     m.add_argument("--json", action="store_true")
     m.set_defaults(func=cmd_models)

@@ -1,0 +1,1 @@
+"""Batch analysis of image/video archives (``emoar batch``): planner, chunk analyser, engines, sinks."""

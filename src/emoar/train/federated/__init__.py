@@ -1,0 +1,1 @@
+"""Federated learning on Flower (``emoar federated ...``): partitions, ServerApp/ClientApp, strategies, DP."""
