@@ -76,6 +76,7 @@ def _cpu_seconds(pid: int) -> float:
         parts = f.read().rsplit(")", 1)[1].split()
     return (int(parts[11]) + int(parts[12])) / os.sysconf("SC_CLK_TCK")
 
+
 #: Logs [t_ms, latencyMs, n_faces, mode, detector] for every processed frame: live.js assigns
 #: state.faces once per frame, right after state.latencyMs.
 HOOK_JS = """() => {

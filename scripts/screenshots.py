@@ -27,7 +27,12 @@ from web_load import start_server, stop_server  # noqa: E402
 
 SIZES = {
     "desktop": {"viewport": {"width": 1280, "height": 900}},
-    "phone": {"viewport": {"width": 412, "height": 915}, "device_scale_factor": 2.625, "is_mobile": True, "has_touch": True},
+    "phone": {
+        "viewport": {"width": 412, "height": 915},
+        "device_scale_factor": 2.625,
+        "is_mobile": True,
+        "has_touch": True,
+    },
 }
 
 
@@ -64,8 +69,12 @@ def main() -> None:
                         written.append(path)
 
                     page.goto(f"{url}/")
-                    wait_for(page, "() => window.__emoar && window.__emoar.ready && window.__emoar.faces.length > 0", timeout_s=90)
-                    page.wait_for_timeout(1500)
+                    wait_for(
+                        page,
+                        "() => window.__emoar && window.__emoar.ready && window.__emoar.faces.length > 0",
+                        timeout_s=90,
+                    )
+                    page.wait_for_timeout(10000)  # the live timeline fills for a while
                     shot("live")
                     page.goto(f"{url}/upload")
                     wait_for(page, "() => document.body.dataset.state === 'ready'")
@@ -86,7 +95,9 @@ def main() -> None:
         finally:
             stop_server(proc)
     for path in written:
-        print(f"wrote {path.relative_to(REPO) if path.is_relative_to(REPO) else path} ({path.stat().st_size // 1024} KB)")
+        print(
+            f"wrote {path.relative_to(REPO) if path.is_relative_to(REPO) else path} ({path.stat().st_size // 1024} KB)"
+        )
 
 
 if __name__ == "__main__":

@@ -571,6 +571,8 @@ def test_live_page_face_mesh_landmarks(live_page: tuple[Any, PageLog]) -> None:
     page.select_option("#detector", "mesh")
     wait_for(page, "() => window.__emoar.ready && window.__emoar.detector === 'mesh'", what="face mesh")
     state = wait_for_face(page, "ondevice")
+    # the mesh itself is drawn (468 points, the contours), not only the 5 alignment points
+    wait_for(page, "() => window.__emoar.meshPoints >= 468", what="the face mesh drawn")
     check_face_and_overlay(page, state, "live_ondevice_mesh.png")
     page.select_option("#detector", "short")
     wait_for(page, "() => window.__emoar.ready && window.__emoar.detector === 'short'", what="face detection")

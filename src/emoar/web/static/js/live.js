@@ -9,19 +9,25 @@ import { OnDeviceEngine, onDeviceSupported } from "./ondevice.js";
 import { ServerEngine } from "./server.js";
 import { WebRTCEngine } from "./webrtc.js";
 import { registerServiceWorker } from "./pwa.js";
+import { Recorder, saveBlob, snapshot, stampedName } from "./capture.js";
+import { LiveTimeline } from "./timeline.js";
 
 const $ = (id) => document.getElementById(id);
 const ui = {
   mode: $("mode"), model: $("model"), style: $("style"), detector: $("detector"), bars: $("bars"),
   quote: $("quote"), mirror: $("mirror"), start: $("start"), video: $("video"), canvas: $("overlay"),
   fps: $("fps"), latency: $("latency"), nfaces: $("nfaces"), status: $("status"), backend: $("backend"),
-  list: $("face-list"), placeholder: $("placeholder"),
+  list: $("face-list"), placeholder: $("placeholder"), camera: $("camera"), realtime: $("realtime"),
+  capture: $("capture"), snapshot: $("snapshot"), record: $("record"), fullscreen: $("fullscreen"),
+  stage: $("stage"), stageWrap: $("stage-wrap"), timeline: $("timeline"), legend: $("timeline-legend"),
 };
 
 const state = {
   ready: false, mode: null, model: null, detector: null, frames: 0, fps: 0, latencyMs: 0,
   faces: [], drawnFaces: 0, errors: [], status: "starting", cameraOn: false, onDeviceAvailable: false,
   draws: 0, drawLog: [],  // every animation frame that drew faces; the last DRAW_LOG entries
+  realtime: true, captured: false, captures: 0, recording: false, meshPoints: 0, timeline: { tracks: 0, samples: 0 },
+  cameras: [],  // {value, label} of the camera chooser's devices (after permission)
 };
 const DRAW_LOG = 600;
 window.__emoar = state;
@@ -34,6 +40,9 @@ let busy = false;
 let latest = null;           // last result {width, height, faces}
 let latestAt = 0;            // when the frame of `latest` was captured (performance.now())
 const motion = new MotionSmoother();
+const recorder = new Recorder();
+const timeline = new LiveTimeline(ui.timeline);
+let captureRequested = false;
 const placement = new PlacementMemory();
 let t0 = performance.now();
 let lastFrameAt = 0;
@@ -55,7 +64,11 @@ async function startCamera() {
   if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
     throw new Error("This browser has no camera API (getUserMedia); open the page over http://localhost or https");
   }
-  const stream = await navigator.mediaDevices.getUserMedia({ video: { width: { ideal: 640 }, height: { ideal: 480 } }, audio: false });
+  const video = { width: { ideal: 640 }, height: { ideal: 480 } };
+  const choice = ui.camera.value;
+  if (choice.startsWith("facing:")) video.facingMode = { ideal: choice.slice(7) };
+  else if (choice.startsWith("device:")) video.deviceId = { exact: choice.slice(7) };
+  const stream = await navigator.mediaDevices.getUserMedia({ video, audio: false });
   ui.video.srcObject = stream;
   await ui.video.play();
   ui.placeholder.hidden = true;
@@ -63,6 +76,36 @@ async function startCamera() {
   state.cameraError = null;
   document.body.dataset.camera = "on";
   ui.start.textContent = "Stop camera";
+  listCameras();
+}
+
+/** The camera chooser's devices (their names are known once the camera is allowed). */
+async function listCameras() {
+  if (!navigator.mediaDevices || !navigator.mediaDevices.enumerateDevices) return;
+  const devices = (await navigator.mediaDevices.enumerateDevices()).filter((d) => d.kind === "videoinput" && d.deviceId);
+  const keep = ui.camera.value;
+  ui.camera.querySelectorAll("option[data-device]").forEach((o) => o.remove());
+  state.cameras = devices.map((d, i) => ({ value: `device:${d.deviceId}`, label: d.label || `Camera ${i + 1}` }));
+  for (const c of state.cameras) {
+    const o = document.createElement("option");
+    o.value = c.value; o.textContent = c.label; o.dataset.device = "1";
+    ui.camera.appendChild(o);
+  }
+  if ([...ui.camera.options].some((o) => o.value === keep)) ui.camera.value = keep;
+}
+
+/** Another camera chosen: restart the camera with it (a back camera is not shown mirrored). */
+async function switchCamera() {
+  const wasOn = state.cameraOn;
+  if (ui.camera.value === "facing:environment") ui.mirror.checked = false;
+  else if (ui.camera.value === "facing:user") ui.mirror.checked = true;
+  try { localStorage.setItem("emoar.camera", ui.camera.value); } catch (e) { /* private mode */ }
+  if (!wasOn) return;
+  stopCamera("Switching camera…");
+  if (await tryStartCamera()) {
+    if (state.mode === "webrtc") await configure();  // the new camera track
+    else if (state.ready) setStatus(`${modeName(state.mode)} mode · ${state.model}`);
+  }
 }
 
 function stopCamera(message = "Camera stopped.") {
@@ -77,6 +120,9 @@ function stopCamera(message = "Camera stopped.") {
   latest = null;
   motion.clear();
   placement.clear();
+  timeline.clear();
+  if (recorder.recording) stopRecording();
+  setCaptured(false);
   state.faces = []; state.fps = 0; state.latencyMs = 0; lastFrameAt = 0;
   updateStats();  // no frozen figures from the last frame
   ui.fps.textContent = "–";
@@ -152,6 +198,7 @@ function configure() {
       state.ready = true;
       document.body.dataset.ready = "true";
       setStatus(`${modeName(mode)} mode · ${model.name}`);
+      drawLegend(model.labels);
     } catch (e) {
       console.warn("mode switch failed", e);
       engine = null;
@@ -163,6 +210,17 @@ function configure() {
     }
   });
   return switching;
+}
+
+/** The timeline's colour key: one swatch per label of the model in use. */
+function drawLegend(labels) {
+  ui.legend.replaceChildren(...labels.map((name) => {
+    const item = document.createElement("span");
+    const swatch = document.createElement("i");
+    swatch.style.background = assets.colors[name] || "#888";
+    item.append(swatch, name);
+    return item;
+  }));
 }
 
 // The camera's frames as the browser presents them (requestVideoFrameCallback, where there is
@@ -188,18 +246,24 @@ function newVideoFrame() {
 async function processLoop() {
   for (;;) {
     if (!state.ready || !engine || !state.cameraOn || ui.video.readyState < 2) { await sleep(30); continue; }
+    const once = captureRequested;  // capture-and-analyse: this one (frozen) frame
+    if (!state.realtime && !once) { await sleep(30); continue; }
     // WebRTC sends the track itself and waits for the server's next result
-    if (!(engine instanceof WebRTCEngine) && !newVideoFrame()) { await sleep(4); continue; }
+    if (!once && !(engine instanceof WebRTCEngine) && !newVideoFrame()) { await sleep(4); continue; }
+    captureRequested = false;
     analysedSeq = videoFrames.seq;
     busy = true;
     const current = engine;
     try {
       const captured = performance.now();
+      if (once) { motion.clear(); setCaptured(true); }
       const r = await current.process(ui.video, captured - t0);
       if (current === engine && state.ready && state.cameraOn) {
         latest = r;
         latestAt = captured;
+        if (once) state.captures += 1;
         motion.update(displayFaces(r), captured);
+        timeline.add(r.faces, modelInfo(state.model).labels, performance.now());
         const now = performance.now();
         if (lastFrameAt) {
           const inst = 1000 / Math.max(1, now - lastFrameAt);
@@ -225,6 +289,82 @@ async function processLoop() {
   }
 }
 
+/** The captured (frozen) frame is shown, or the live camera. */
+function setCaptured(on) {
+  state.captured = on;
+  document.body.dataset.captured = String(on);
+  ui.capture.textContent = on ? "Back to live" : "Capture & analyse";
+  if (!on && ui.video.paused && ui.video.srcObject) ui.video.play().catch(() => {});
+}
+
+/** Real time on: every camera frame is analysed; off: only a frame the user captures. */
+function setRealtime(on) {
+  state.realtime = on;
+  ui.realtime.checked = on;
+  ui.capture.hidden = on;
+  document.body.dataset.realtime = String(on);
+  if (on) setCaptured(false);
+  else { latest = null; motion.clear(); state.faces = []; updateStats(); }
+}
+
+async function captureAndAnalyse() {
+  if (state.captured) { setCaptured(false); latest = null; state.faces = []; updateStats(); return; }
+  if (!state.cameraOn || !state.ready || !engine) { setStatus("start the camera first", true); return; }
+  if (engine instanceof WebRTCEngine) {
+    setStatus("capture & analyse works in on-device and server modes (WebRTC analyses the stream)", true);
+    return;
+  }
+  ui.video.pause();  // the picture stays on the analysed frame
+  captureRequested = true;
+}
+
+async function stopRecording() {
+  const r = await recorder.stop();
+  state.recording = false;
+  ui.record.classList.remove("on");
+  ui.record.textContent = "Record";
+  if (r && r.blob.size) {
+    saveBlob(r.blob, stampedName(r.type.includes("mp4") ? "mp4" : "webm"));
+    setStatus(`recording saved to this device (${r.seconds.toFixed(0)} s, ${(r.blob.size / 1e6).toFixed(1)} MB)`);
+  }
+}
+
+function wireTools() {
+  ui.realtime.addEventListener("change", () => setRealtime(ui.realtime.checked));
+  ui.capture.addEventListener("click", captureAndAnalyse);
+  ui.snapshot.addEventListener("click", async () => {
+    const blob = await snapshot(ui.video, ui.canvas, ui.mirror.checked);
+    if (!blob) { setStatus("nothing to save yet: start the camera", true); return; }
+    saveBlob(blob, stampedName("png"));
+    setStatus("snapshot saved to this device");
+  });
+  if (!Recorder.supported()) { ui.record.disabled = true; ui.record.title = "This browser cannot record (no MediaRecorder)"; }
+  recorder.onAutoStop = () => { if (state.recording) stopRecording(); };
+  ui.record.addEventListener("click", () => {
+    if (recorder.recording) { stopRecording(); return; }
+    try {
+      recorder.start(ui.video, ui.canvas, ui.mirror.checked);
+      state.recording = true;
+      ui.record.classList.add("on");
+      ui.record.textContent = "Stop (0 s)";
+    } catch (e) { setStatus(`cannot record: ${e.message}`, true); }
+  });
+  if (!ui.stageWrap.requestFullscreen) ui.fullscreen.hidden = true;
+  ui.fullscreen.addEventListener("click", async () => {
+    try {
+      if (document.fullscreenElement) await document.exitFullscreen();
+      else await ui.stageWrap.requestFullscreen();
+    } catch (e) { setStatus(`fullscreen refused: ${e.message}`, true); }
+  });
+  document.addEventListener("fullscreenchange", () => {
+    ui.fullscreen.textContent = document.fullscreenElement ? "Exit fullscreen" : "Fullscreen";
+  });
+  ui.camera.addEventListener("change", switchCamera);
+  if (navigator.mediaDevices && navigator.mediaDevices.addEventListener) {
+    navigator.mediaDevices.addEventListener("devicechange", listCameras);
+  }
+}
+
 function updateStats() {
   ui.fps.textContent = state.fps.toFixed(1);
   ui.latency.textContent = state.latencyMs ? state.latencyMs.toFixed(0) : "–";
@@ -243,16 +383,17 @@ function updateStats() {
 function displayFaces(r) {
   const W = r.width;
   return r.faces.map((f) => {
-    let box = f.box_xyxy, lm = f.landmarks_xy;
+    let box = f.box_xyxy, lm = f.landmarks_xy, mesh = f.mesh_xy || null;
     if (ui.mirror.checked) {
       box = [W - box[2], box[1], W - box[0], box[3]];
+      if (mesh) mesh = mesh.map(([x, y]) => [W - x, y]);
       if (lm) {
         lm = lm.map(([x, y]) => [W - x, y]);
         // keep image-left first after the flip: swap eyes and mouth corners
         lm = lm.length === 5 ? [lm[1], lm[0], lm[2], lm[4], lm[3]] : [lm[1], lm[0], ...lm.slice(2)];
       }
     }
-    return { ...f, box, landmarks: lm };
+    return { ...f, box, landmarks: lm, mesh };
   });
 }
 
@@ -270,6 +411,7 @@ function drawLoop() {
     const now = performance.now();
     const faces = motion.at(displayFaces(latest), now);
     state.drawnFaces = drawOverlay(ctx, faces, opts, assets);
+    state.meshPoints = faces.reduce((n, f) => n + (f.mesh ? f.mesh.length : 0), 0);
     state.draws += 1;
     state.drawLog.push({ t: now, resultAt: latestAt, faces: faces.map((f) => ({
       id: f.track_id, box: f.box.map((v) => Math.round(v * 10) / 10),
@@ -277,6 +419,11 @@ function drawLoop() {
     if (state.drawLog.length > DRAW_LOG) state.drawLog.splice(0, state.drawLog.length - DRAW_LOG);
   } else {
     state.drawnFaces = 0;
+  }
+  if (recorder.recording) recorder.frame(v, c, ui.mirror.checked);
+  if (catalog && timeline.draw(modelInfo(state.model || ui.model.value).labels, assets.colors, performance.now())) {
+    state.timeline = { tracks: timeline.lanes, samples: timeline.size };
+    if (recorder.recording) ui.record.textContent = `Stop (${Math.round(recorder.seconds)} s)`;
   }
   requestAnimationFrame(drawLoop);
 }
@@ -326,6 +473,12 @@ async function main() {
       else if (state.ready) setStatus(`${modeName(state.mode)} mode · ${state.model}`);
     }
   });
+  try {
+    const saved = localStorage.getItem("emoar.camera");
+    if (saved && [...ui.camera.options].some((o) => o.value === saved)) ui.camera.value = saved;
+  } catch (e) { /* private mode */ }
+  wireTools();
+  if (params.get("realtime") === "0") setRealtime(false);
   requestAnimationFrame(drawLoop);
   watchVideoFrames(ui.video);
   const cameraOk = await tryStartCamera();

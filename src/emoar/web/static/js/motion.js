@@ -55,7 +55,8 @@ export class MotionSmoother {
       const dx = (s.shown[0] + s.shown[2] - f.box[0] - f.box[2]) / 2;
       const dy = (s.shown[1] + s.shown[3] - f.box[1] - f.box[3]) / 2;
       const landmarks = f.landmarks ? f.landmarks.map(([x, y]) => [x + dx, y + dy]) : f.landmarks;
-      return { ...f, box: s.shown.slice(), landmarks };
+      const mesh = f.mesh ? f.mesh.map(([x, y]) => [x + dx, y + dy]) : f.mesh;
+      return { ...f, box: s.shown.slice(), landmarks, mesh };
     });
   }
 

@@ -71,7 +71,8 @@ function meshToFace(points, W, H) {
   const pt = (a) => [points[a].x * W, points[a].y * H];
   // Eye centres from the eye corners; mouth corners 61 (image-left) and 291.
   const landmarks = [mid(33, 133), mid(362, 263), pt(1), pt(61), pt(291)];
-  return { box: [x1, y1, x2, y2], landmarks, score: 1 };
+  const mesh = points.map((p) => [Math.round(p.x * W * 10) / 10, Math.round(p.y * H * 10) / 10]);
+  return { box: [x1, y1, x2, y2], landmarks, mesh, score: 1 };
 }
 
 /**
@@ -195,6 +196,7 @@ export class OnDeviceEngine {
       uncertain: faces[i].ood > this.model.ood_threshold,
       track_id: ids[i],
       landmarks_xy: d.landmarks,
+      ...(d.mesh ? { mesh_xy: d.mesh } : {}),
     }));
     return { width: W, height: H, faces: out,
              speed_ms: { detect: t1 - t0, classify: t2 - t1, total: performance.now() - t0 } };

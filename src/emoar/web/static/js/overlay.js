@@ -70,6 +70,39 @@ function wrap(ctx, text, maxWidth) {
 
 function clamp(v, lo, hi) { return Math.max(lo, Math.min(hi, v)); }
 
+// MediaPipe face mesh contours (indices into its 468 points): face oval, lips, eyes, brows
+const MESH_CONTOURS = [
+  [10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377, 152, 148,
+   176, 149, 150, 136, 172, 58, 132, 93, 234, 127, 162, 21, 54, 103, 67, 109, 10],
+  [61, 146, 91, 181, 84, 17, 314, 405, 321, 375, 291, 409, 270, 269, 267, 0, 37, 39, 40, 185, 61],
+  [78, 95, 88, 178, 87, 14, 317, 402, 318, 324, 308, 415, 310, 311, 312, 13, 82, 81, 80, 191, 78],
+  [33, 7, 163, 144, 145, 153, 154, 155, 133, 173, 157, 158, 159, 160, 161, 246, 33],
+  [263, 249, 390, 373, 374, 380, 381, 382, 362, 398, 384, 385, 386, 387, 388, 466, 263],
+  [46, 53, 52, 65, 55], [276, 283, 282, 295, 285],
+];
+
+/** The face mesh: every point as a dot, the contours as lines in the expression's colour. */
+function drawMesh(ctx, mesh, color, size) {
+  ctx.save();
+  const r = clamp(size / 220, 0.8, 2.2);
+  ctx.fillStyle = "rgba(255,255,255,0.55)";
+  ctx.beginPath();
+  for (const [x, y] of mesh) { ctx.moveTo(x + r, y); ctx.arc(x, y, r, 0, 2 * Math.PI); }
+  ctx.fill();
+  if (mesh.length >= 468) {
+    ctx.strokeStyle = color;
+    ctx.globalAlpha = 0.85;
+    ctx.lineWidth = clamp(size / 160, 1, 3);
+    ctx.lineJoin = "round";
+    ctx.beginPath();
+    for (const line of MESH_CONTOURS) {
+      line.forEach((k, i) => (i ? ctx.lineTo(...mesh[k]) : ctx.moveTo(...mesh[k])));
+    }
+    ctx.stroke();
+  }
+  ctx.restore();
+}
+
 /** Occupied rectangles, so later elements avoid covering earlier ones and other faces. */
 class Placer {
   constructor(w, h, faces) { this.w = w; this.h = h; this.taken = faces.map((f) => f.box.slice()); }
@@ -158,6 +191,9 @@ function drawFaceParts(ctx, f, opts, assets, placer, mem, late) {
   const word = f.uncertain ? "uncertain" : f.expression;
   const labelText = word.charAt(0).toUpperCase() + word.slice(1);
   const k = opts.uiScale || 1;  // canvas pixels per screen pixel (> 1 on a small screen)
+
+  // Face mesh (the "Face mesh landmarks" finder), beneath everything else.
+  if (f.mesh && f.mesh.length && opts.style !== "emoji") drawMesh(ctx, f.mesh, color, size);
 
   // Box corners.
   if (opts.style !== "emoji") {
