@@ -27,6 +27,7 @@ __all__ = [
     "ModelInfo",
     "ModelMetadataError",
     "TtaMode",
+    "apply_temperature",
     "read_model_info",
 ]
 
@@ -89,9 +90,29 @@ class ModelInfo:
         return float(self.meta.ood_threshold)
 
     @property
+    def temperature(self) -> float:
+        """Calibration temperature applied to the probabilities (1.0: none)."""
+        return float(self.meta.temperature)
+
+    @property
     def metrics(self) -> dict[str, Any]:
         """Measured metrics stored at export time."""
         return dict(self.meta.metrics)
+
+
+def apply_temperature(probs: npt.NDArray[np.floating[Any]], temperature: float) -> npt.NDArray[np.float32]:
+    """``softmax(log(probs) / T)`` row-wise: temperature scaling of a model whose graph ends in a
+    softmax (the same as dividing its logits by T). The top class of every row is unchanged.
+
+    >>> apply_temperature(np.array([[0.8, 0.2]]), 1.0).round(3).tolist()
+    [[0.8, 0.2]]
+    >>> apply_temperature(np.array([[0.8, 0.2]]), 2.0).round(3).tolist()
+    [[0.667, 0.333]]
+    """
+    z = np.log(np.clip(np.asarray(probs, np.float64), 1e-12, None)) / float(temperature)
+    z -= z.max(1, keepdims=True)
+    e = np.exp(z)
+    return (e / e.sum(1, keepdims=True)).astype(np.float32)
 
 
 def _parse_info(path: Path, props: dict[str, str]) -> ModelInfo:
@@ -307,6 +328,8 @@ class ExpressionClassifier:
             x = np.concatenate(views)
         res = self._session.run(self._outputs, {self._input: preprocess(x, self.info.mean, self.info.std)})
         probs = np.asarray(res[0], dtype=np.float32)
+        if self.info.meta.temperature != 1.0:  # each view calibrated, as the temperature was fitted
+            probs = apply_temperature(probs, self.info.meta.temperature)
         if len(views) > 1:
             probs = probs.reshape(len(views), n, c).mean(0).astype(np.float32)
             res = [probs] + [np.asarray(r)[:n] for r in res[1:]]

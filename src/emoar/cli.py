@@ -448,6 +448,47 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from emoar.modelmeta import ModelMetadataError
+    from emoar.models import UnknownModelError
+    from emoar.train.calibrate import calibrate_model
+    from emoar.train.data import DatasetError
+
+    if not args.out and not args.dry_run:
+        raise CliError(
+            "say where to write the calibrated model: --out FILE.onnx (or --dry-run to only measure)"
+        )
+    try:
+        r = calibrate_model(
+            args.model,
+            args.data,
+            split=args.split,
+            report_split=args.report_split or None,
+            out=None if args.dry_run else args.out,
+            task=args.task,
+            limit=args.limit,
+        )
+    except (DatasetError, UnknownModelError, ModelMetadataError, ValueError) as e:
+        raise CliError(str(e)) from e
+    except ImportError as e:
+        raise CliError(f"emoar calibrate needs the onnx package: pip install 'emoar[train]' ({e})") from e
+    if args.json:
+        print(json.dumps(r.to_dict()))
+        return 0
+    print(
+        f"{r.split} ({r.n} faces, accuracy {r.accuracy:.4f}): temperature {r.previous_temperature:.3f} -> "
+        f"{r.temperature:.3f}; ECE {r.ece_before:.4f} -> {r.ece_after:.4f}, NLL {r.nll_before:.4f} -> {r.nll_after:.4f}"
+    )
+    if r.report:
+        q = r.report
+        print(
+            f"{q['split']} ({q['n']} faces, not used for fitting): ECE {q['ece_before']:.4f} -> "
+            f"{q['ece_after']:.4f}, NLL {q['nll_before']:.4f} -> {q['nll_after']:.4f}"
+        )
+    print(f"wrote {r.out}" if r.out else "nothing written (--dry-run)")
+    return 0
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from emoar.train.data import DatasetError
     from emoar.train.evaluate import evaluate
@@ -749,6 +790,30 @@ def build_parser() -> argparse.ArgumentParser:
         help="label set (ferplus: 8-class FER+ majority votes)",
     )
     e.set_defaults(func=cmd_evaluate)
+
+    c = sub.add_parser(
+        "calibrate",
+        help="fit a model's temperature on a held-out split (ECE down, same top class) and store it in the file",
+    )
+    c.add_argument("--data", required=True, help="fer2013.csv(.gz) (or a layout 'emoar evaluate' reads)")
+    c.add_argument("--model", default="default", help="shipped name or .onnx file")
+    c.add_argument(
+        "--split", default="PublicTest", help="split to fit on (PublicTest; report on PrivateTest)"
+    )
+    c.add_argument(
+        "--report-split", default="PrivateTest", help="split measured before/after, not fitted on ('' = none)"
+    )
+    c.add_argument("--out", help="the calibrated .onnx to write (the model's own path to update it in place)")
+    c.add_argument("--dry-run", action="store_true", help="measure and print; write nothing")
+    c.add_argument(
+        "--task",
+        default=None,
+        choices=["fer2013", "ferplus"],
+        help="label set (default: from the model's labels)",
+    )
+    c.add_argument("--limit", type=int, default=0, help="use only the first N faces of each split")
+    c.add_argument("--json", action="store_true")
+    c.set_defaults(func=cmd_calibrate)
 
     x = sub.add_parser("export", help="export a checkpoint to ONNX (+int8) or TF Lite")
     x.add_argument("--checkpoint", required=True)

@@ -28,7 +28,7 @@ _PREFIX = "emoar."
 _REQUIRED = ("labels", "input_size", "mean", "std")
 # How each field is stored as a string.
 _JSON = frozenset({"labels", "input_size", "ood_negatives", "ood_quantiles", "metrics"})
-_FLOAT = frozenset({"mean", "std", "ood_threshold"})
+_FLOAT = frozenset({"mean", "std", "ood_threshold", "temperature"})
 
 
 class ModelMetadataError(ValueError):
@@ -53,6 +53,9 @@ class ModelMeta:
         ood_negatives: non-face patches per source used to fit the OOD head.
         ood_quantiles: 101 quantiles of ``ood_output`` on held-out real faces (empty: no OOD).
         ood_threshold: OOD score in [0, 1] above which a face is ``uncertain``.
+        temperature: calibration temperature T (> 0) fitted on a held-out split (``emoar
+            calibrate``); the runtime reports ``softmax(log(probs) / T)``, which keeps every
+            face's top class and makes confidences match accuracy. 1.0: uncalibrated.
         train_source: the training data the model came from.
         metrics: figures measured at export time.
         format_version: metadata layout version (:data:`FORMAT_VERSION` when written now).
@@ -72,6 +75,7 @@ class ModelMeta:
     ood_negatives: dict[str, int] = field(default_factory=dict)
     ood_quantiles: tuple[float, ...] = ()
     ood_threshold: float = 0.95
+    temperature: float = 1.0
     train_source: str = ""
     metrics: dict[str, Any] = field(default_factory=dict)
     format_version: str = FORMAT_VERSION
@@ -87,6 +91,8 @@ class ModelMeta:
             raise ModelMetadataError(f"invalid input size or std in metadata (std {self.std})")
         if not 0.0 <= float(self.ood_threshold) <= 1.0:
             raise ModelMetadataError(f"ood_threshold must be in [0, 1], got {self.ood_threshold}")
+        if not 0.05 <= float(self.temperature) <= 20.0:
+            raise ModelMetadataError(f"temperature must be in [0.05, 20], got {self.temperature}")
 
     # ------------------------------------------------------------------ (de)serialisation
     def to_props(self) -> dict[str, str]:

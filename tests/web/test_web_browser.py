@@ -261,21 +261,24 @@ def test_js_alignment_and_classifier_match_python(
             const rgba = ctx.getImageData(0, 0, c.width, c.height).data;
             const m = A.alignmentMatrix(catalog.alignment, {box, landmarks: lm}, 48, 'yunet');
             const crop = A.warpGray(rgba, c.width, c.height, m, 48, catalog.alignment.max_supersample);
-            const info = catalog.models[0];
+            const O = await import('/static/js/ondevice.js');
+            const info = catalog.models.find((m) => m.onnx_url === onnxUrl);
             const x = new Float32Array(48 * 48);
             A.preprocessInto(x, 0, crop, info.mean, info.std);
             const session = await ort.InferenceSession.create(onnxUrl, {executionProviders: ['wasm']});
             const out = await session.run({[session.inputNames[0]]: new ort.Tensor('float32', x, [1, 1, 48, 48])});
             const ood = info.ood_quantiles.length ? A.oodScore(out[info.ood_output].data[0], info.ood_quantiles) : 0;
-            return {crop: Array.from(crop), probs: Array.from(out.probs.data), ood};
+            // normalised and temperature-scaled as the page's engine does (the model's calibration)
+            const probs = O.calibrated(Array.from(out.probs.data), info.temperature);
+            return {crop: Array.from(crop), probs, ood, temperature: info.temperature};
         }""",
         [png, list(det.box_xyxy), det.landmarks_xy.tolist(), f"/v1/models/{model.name}/onnx"],
     )
     crop_js = np.array(res["crop"], np.uint8).reshape(48, 48)
     diff = np.abs(crop_js.astype(int) - crop_py.astype(int))
     assert diff.mean() < 1.0 and diff.max() <= 8, f"crop differs: mean {diff.mean():.2f}, max {diff.max()}"
+    assert res["temperature"] == pytest.approx(model.meta.temperature) and res["temperature"] != 1.0
     probs_js = np.array(res["probs"], np.float32)
-    probs_js /= probs_js.sum()
     np.testing.assert_allclose(probs_js, out_py.probs[0], atol=0.02)
     assert abs(res["ood"] - float(out_py.ood_score[0])) < 0.1
 

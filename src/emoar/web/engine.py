@@ -110,6 +110,7 @@ class ServedModel:
             "ood_output": self.meta.ood_output,
             "ood_quantiles": list(self.meta.ood_quantiles),
             "ood_threshold": float(self.meta.ood_threshold),
+            "temperature": float(self.meta.temperature),
             "onnx_url": f"/v1/models/{self.name}/onnx",
         }
 

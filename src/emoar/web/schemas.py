@@ -104,6 +104,9 @@ class ModelOut(BaseModel):
         description="101 quantiles of the ood_output on real faces; ood_score = interp(value, quantiles, 0..1)"
     )
     ood_threshold: float
+    temperature: float = Field(
+        default=1.0, description="calibration temperature: probs = softmax(log(model probs) / temperature)"
+    )
     onnx_url: str
 
 

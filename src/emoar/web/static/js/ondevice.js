@@ -61,6 +61,18 @@ function detectionToFace(det, W, H) {
   return { box, landmarks, score };
 }
 
+/** The model's probabilities normalised and temperature-scaled as the server does
+ * (classify.py apply_temperature: softmax(log(p) / T)). */
+export function calibrated(p, T) {
+  const s = p.reduce((a, b) => a + b, 0) || 1;
+  if (T === 1) return p.map((v) => v / s);
+  const z = p.map((v) => Math.log(Math.max(v / s, 1e-12)) / T);
+  const m = Math.max(...z);
+  const e = z.map((v) => Math.exp(v - m));
+  const t = e.reduce((a, b) => a + b, 0);
+  return e.map((v) => v / t);
+}
+
 function meshToFace(points, W, H) {
   let x1 = Infinity, y1 = Infinity, x2 = -Infinity, y2 = -Infinity;
   for (const p of points) {
@@ -220,9 +232,8 @@ export class OnDeviceEngine {
     const res = await this.session.run(feeds, withOod ? ["probs", oodName] : ["probs"]);
     const probs = res.probs.data, C = this.model.labels.length;
     return dets.map((d, i) => {
-      const p = Array.from(probs.slice(i * C, (i + 1) * C));
-      const s = p.reduce((a, b) => a + b, 0) || 1;
-      return { p: p.map((v) => v / s), ood: withOod ? oodScore(res[oodName].data[i], this.model.ood_quantiles) : 0 };
+      const p = calibrated(Array.from(probs.slice(i * C, (i + 1) * C)), this.model.temperature || 1);
+      return { p, ood: withOod ? oodScore(res[oodName].data[i], this.model.ood_quantiles) : 0 };
     });
   }
 
