@@ -20,7 +20,12 @@ import pytest
 torch = pytest.importorskip("torch")
 onnx = pytest.importorskip("onnx")
 
-from emoar.classify import ExpressionClassifier, ModelMetadataError, read_model_info  # noqa: E402
+from emoar.classify import (  # noqa: E402
+    ExpressionClassifier,
+    ModelMetadataError,
+    apply_temperature,
+    read_model_info,
+)
 from emoar.cli import main  # noqa: E402
 from emoar.preprocess import preprocess  # noqa: E402
 from emoar.train.data import FaceDataset, load_fer2013_csv  # noqa: E402
@@ -136,9 +141,12 @@ def test_onnx_fp32_matches_pytorch(
 ) -> None:
     x = preprocess(faces, reference.mean, reference.std)
     _assert_parity(_run_onnx(onnx_fp32, x), torch_out)
-    # the runtime path (uint8 crops in, preprocessing from the metadata) agrees too
+    # the runtime path (uint8 crops in, preprocessing from the metadata, the temperature the
+    # export fitted on PublicTest) agrees too
+    clf = ExpressionClassifier(onnx_fp32)
+    assert clf.info.temperature != 1.0  # calibrated at export
     np.testing.assert_allclose(
-        ExpressionClassifier(onnx_fp32).classify(faces).probs, torch_out["probs"], atol=1e-3
+        clf.classify(faces).probs, apply_temperature(torch_out["probs"], clf.info.temperature), atol=1e-3
     )
 
 
@@ -235,9 +243,11 @@ def test_int8_keeps_ood_head_and_softmax_in_float(onnx_int8: Path) -> None:
 # ----------------------------------------------------------------------------- metadata
 def test_export_round_trip_keeps_metadata(onnx_fp32: Path, onnx_int8: Path, reference: Deployable) -> None:
     fp32 = read_model_info(onnx_fp32)
-    assert {k: v for k, v in fp32.metadata.items() if k != "emoar.name"} == {
-        k: v for k, v in reference.metadata.items() if k != "emoar.name"
+    fitted = {"emoar.name", "emoar.temperature"}  # the temperature is fitted after export
+    assert {k: v for k, v in fp32.metadata.items() if k not in fitted} == {
+        k: v for k, v in reference.metadata.items() if k not in fitted
     }
+    assert reference.metadata["emoar.temperature"] == "1.0" and fp32.temperature != 1.0
     assert fp32.name == "m" and fp32.labels == tuple(json.loads(reference.metadata["emoar.labels"]))
     assert (fp32.mean, fp32.std) == (reference.mean, reference.std)
     assert len(fp32.ood_quantiles) == 101 and fp32.ood_threshold == 0.95
@@ -246,7 +256,7 @@ def test_export_round_trip_keeps_metadata(onnx_fp32: Path, onnx_int8: Path, refe
     assert "int8" in note["scheme"] and "OOD" in note["float32"]
     # the OOD score is re-calibrated on the int8 model; everything else is carried over
     assert len(q.ood_quantiles) == 101 and q.ood_quantiles != fp32.ood_quantiles
-    skip = {"emoar.name", "emoar.ood_quantiles"}
+    skip = {"emoar.name", "emoar.ood_quantiles", "emoar.temperature"}  # the latter fitted on each file
     assert {k: v for k, v in q.metadata.items() if k not in skip} == {
         k: v for k, v in fp32.metadata.items() if k not in skip
     }

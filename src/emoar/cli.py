@@ -583,6 +583,7 @@ def cmd_export(args: argparse.Namespace) -> int:
             data=args.data,
             name=args.name,
             weights=args.weights,
+            calibrate=not args.no_calibrate,
         )
     except ValueError as e:
         raise CliError(str(e)) from e
@@ -830,6 +831,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--data", help="training data to fit OOD statistics / calibrate (default: the checkpoint's)"
     )
     x.add_argument("--name", help="model name stored in the file")
+    x.add_argument(
+        "--no-calibrate",
+        action="store_true",
+        help="skip the temperature fit on PublicTest (ONNX; see 'emoar calibrate')",
+    )
     x.set_defaults(func=cmd_export)
 
     mt = sub.add_parser("meeting", help="meeting mode from the command line: create a room, join one")

@@ -62,6 +62,9 @@ class ExportInputs:
         negatives: non-face patches by source for the face / non-face discriminator
             (:func:`emoar.train.negatives.non_face_patches`).
         extra_faces: low-resolution training faces for the discriminator's face side.
+        data: the dataset the faces came from (for the temperature fit after export).
+        task: its label set (``fer2013`` or ``ferplus``).
+        calibration_limit: faces of PublicTest the temperature is fitted on (0: all).
     """
 
     train_images: np.ndarray
@@ -71,6 +74,9 @@ class ExportInputs:
     metrics: dict[str, Any]
     negatives: dict[str, np.ndarray]
     extra_faces: np.ndarray
+    data: str = ""
+    task: str = "fer2013"
+    calibration_limit: int = 0
 
     def prepare(self, checkpoint: str | os.PathLike[str], *, name: str | None = None) -> Deployable:
         """:func:`emoar.train.export.prepare_export` of ``checkpoint`` fitted on these faces."""
@@ -137,7 +143,32 @@ def load_export_inputs(checkpoint: str | os.PathLike[str], data: str | None = No
         metrics={"publictest_accuracy": meta.get("val_acc"), "epochs": meta.get("epoch")},
         negatives=negatives,
         extra_faces=extra_faces,
+        data=str(data) if "PublicTest" in splits else "",
+        task=task,
+        calibration_limit=len(va) if limit else 0,
     )
+
+
+def _calibrate(path: Path, inputs: ExportInputs) -> Path:
+    """Fit the exported model's temperature on PublicTest (in place); skipped without that split."""
+    if not inputs.data:
+        logger.warning("%s: no PublicTest split to fit a temperature on; left uncalibrated", path)
+        return path
+    from emoar.train.calibrate import calibrate_model
+
+    r = calibrate_model(
+        str(path),
+        inputs.data,
+        split="PublicTest",
+        report_split=None,
+        out=str(path),
+        task=inputs.task,
+        limit=inputs.calibration_limit,
+    )
+    logger.info(
+        "%s: temperature %.3f (PublicTest ECE %.4f -> %.4f)", path, r.temperature, r.ece_before, r.ece_after
+    )
+    return path
 
 
 def run_export(
@@ -149,6 +180,7 @@ def run_export(
     data: str | None = None,
     name: str | None = None,
     weights: str = "fp32",
+    calibrate: bool = True,
 ) -> Path:
     """Export a checkpoint; returns the written file.
 
@@ -158,6 +190,7 @@ def run_export(
         out: output file (default: the checkpoint's path with ``.onnx``, ``.int8.onnx`` or
             ``.tflite``).
         int8: static int8 quantization (ONNX only).
+        calibrate: fit the ONNX file's temperature on PublicTest (:mod:`emoar.train.calibrate`).
         data: training data to fit the OOD statistics on and calibrate with (default: the
             data recorded in the checkpoint).
         name: model name stored in the file (default: ``out``'s stem).
@@ -193,10 +226,11 @@ def run_export(
     if fmt == "tflite":
         return save_tflite(dep, outp)
     if not int8:
-        return save_onnx(dep, outp, weights=weights)
+        written = save_onnx(dep, outp, weights=weights)
+        return _calibrate(Path(written), inputs) if calibrate else written
     with tempfile.TemporaryDirectory() as tmp:
         fp32 = save_onnx(dep, Path(tmp) / "fp32.onnx")
-        return quantize_int8(
+        written = quantize_int8(
             fp32,
             outp,
             inputs.quant_calib_images,
@@ -204,3 +238,4 @@ def run_export(
             dep.std,
             ood_calib_images=inputs.ood_calib_images,
         )
+    return _calibrate(Path(written), inputs) if calibrate else written
