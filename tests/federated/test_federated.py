@@ -3,6 +3,7 @@ one-round simulation through Flower's engine (and --resume), and the user-facing
 
 from __future__ import annotations
 
+import os
 import socket
 from pathlib import Path
 
@@ -244,8 +245,11 @@ def test_one_round_simulation_two_clients(
     tmp_path: Path, fer_csv: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "fl"
+    pythonpath = os.environ.get("PYTHONPATH")
     assert main([*_sim_args(fer_csv, out), "--rounds", "1"]) == 0
     assert "round 1/1  PublicTest loss" in capsys.readouterr().out
+    # Flower's Ray backend sets PYTHONPATH for its workers; the caller's environment is restored
+    assert os.environ.get("PYTHONPATH") == pythonpath
     assert (out / "partitions.npz").is_file() and (out / "best.pt").is_file()
     from emoar.train.checkpoint import read_checkpoint
     from emoar.train.evaluate import predict_probs

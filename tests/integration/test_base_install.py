@@ -39,7 +39,9 @@ def base_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _run(py: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(py), *args], capture_output=True, text=True, timeout=300, cwd=cwd)
+    # as a user's shell runs it: no PYTHONPATH pointing into the test venv's packages
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    return subprocess.run([str(py), *args], capture_output=True, text=True, timeout=300, cwd=cwd, env=env)
 
 
 def test_base_install_has_no_extras(base_venv: Path, tmp_path: Path) -> None:

@@ -10,7 +10,15 @@ from typing import Any
 
 import numpy as np
 import pytest
-from web_helpers import ARTIFACTS, CHROMIUM, chromium_args, wait_for, wait_for_one_face, y4m_bytes
+from web_helpers import (
+    ARTIFACTS,
+    CHROMIUM,
+    chromium_args,
+    decoded_frames,
+    wait_for,
+    wait_for_one_face,
+    y4m_bytes,
+)
 
 
 @pytest.fixture(scope="module")
@@ -64,8 +72,6 @@ def test_snapshot_saves_the_picture_with_its_overlays(page: Any, tmp_path: Path)
 
 
 def test_recording_is_a_playable_video(page: Any, tmp_path: Path) -> None:
-    import cv2
-
     page.click("#record")
     wait_for(page, "() => window.__emoar.recording === true", what="recording to start")
     page.wait_for_timeout(2500)
@@ -73,14 +79,7 @@ def test_recording_is_a_playable_video(page: Any, tmp_path: Path) -> None:
     path = _download(page, "#record", tmp_path / "rec.webm")
     assert page.evaluate("() => window.__emoar.recording") is False
     assert path.stat().st_size > 5_000
-    cap = cv2.VideoCapture(str(path))
-    frames = []
-    while True:
-        ok, f = cap.read()
-        if not ok:
-            break
-        frames.append(f)
-    cap.release()
+    frames = decoded_frames(path)
     assert len(frames) >= 10, f"{len(frames)} frames decoded from the recording"
     assert frames[-1].shape == (480, 640, 3) and frames[-1].std() > 10  # a picture, not a blank
 

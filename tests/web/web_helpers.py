@@ -58,6 +58,21 @@ def y4m_clip_bytes(frames_bgr: list[np.ndarray], fps: int = 15) -> bytes:
     return out.getvalue()
 
 
+def decoded_frames(path: Path) -> list[np.ndarray]:
+    """Every frame OpenCV decodes from the video file at ``path`` (BGR)."""
+    import cv2
+
+    cap = cv2.VideoCapture(str(path))
+    frames = []
+    while True:
+        ok, f = cap.read()
+        if not ok:
+            break
+        frames.append(f)
+    cap.release()
+    return frames
+
+
 def letterbox_640x480(img_bgr: np.ndarray) -> np.ndarray:
     """An image scaled to fit 640x480 (even width and height) on black, like a webcam frame."""
     import cv2

@@ -34,23 +34,33 @@ def simulate(cfg: FLConfig, *, resume: bool = False, verbose: bool = False, cpus
     errors: list[BaseException] = []
     settings = {"data": str(Path(cfg.data).resolve()), "partitions": str(Path(prep.partitions).resolve())}
     cpus = cpus or max(1, min(cfg.clients, os.cpu_count() or 1))
-    run_simulation(
-        server_app=make_server_app(prep, errors),
-        client_app=make_client_app(settings),
-        num_supernodes=cfg.clients,
-        backend_config={
-            "client_resources": {"num_cpus": 1, "num_gpus": 0.0},
-            "init_args": {
-                # a Ray instance of its own, never a cluster another program runs on this machine
-                "address": "local",
-                "num_cpus": cpus,
-                "num_gpus": 0,
-                "include_dashboard": False,
-                "log_to_driver": verbose,
+    # Flower's Ray backend sets os.environ["PYTHONPATH"] to this process's whole sys.path (for its
+    # workers) and leaves it set: every later subprocess of the caller would inherit this venv's
+    # packages. Restore it when the simulation ends.
+    saved_pythonpath = os.environ.get("PYTHONPATH")
+    try:
+        run_simulation(
+            server_app=make_server_app(prep, errors),
+            client_app=make_client_app(settings),
+            num_supernodes=cfg.clients,
+            backend_config={
+                "client_resources": {"num_cpus": 1, "num_gpus": 0.0},
+                "init_args": {
+                    # a Ray instance of its own, never a cluster another program runs on this machine
+                    "address": "local",
+                    "num_cpus": cpus,
+                    "num_gpus": 0,
+                    "include_dashboard": False,
+                    "log_to_driver": verbose,
+                },
             },
-        },
-        verbose_logging=verbose,
-    )
+            verbose_logging=verbose,
+        )
+    finally:
+        if saved_pythonpath is None:
+            os.environ.pop("PYTHONPATH", None)
+        else:
+            os.environ["PYTHONPATH"] = saved_pythonpath
     if errors:
         e = errors[0]
         raise e if isinstance(e, ValueError) else FederatedError(f"the federated run failed: {e}")
