@@ -38,6 +38,29 @@ def test_manifest_icons_and_worker_are_served(make_app: Callable[..., FastAPI]) 
             assert '<link rel="manifest" href="/manifest.webmanifest">' in c.get(page).text
 
 
+def test_worker_cache_name_follows_the_page_files(
+    make_app: Callable[..., FastAPI], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An edited script gives a new cache name (an installed app then fetches the new files),
+    while the same files give the same name (no needless re-download)."""
+    import re
+
+    from emoar.web.routes import pwa
+
+    def name(c: TestClient) -> str:
+        m = re.search(r"emoar-[0-9][^\"']*-[0-9a-f]{12}", c.get("/sw.js").text)
+        assert m, "no cache name in /sw.js"
+        return m.group(0)
+
+    real = pwa._page_files_digest
+    assert len(real()) == 64  # the real digest reads the files
+    with TestClient(make_app()) as c:
+        first = name(c)
+        assert name(c) == first
+        monkeypatch.setattr(pwa, "_page_files_digest", lambda: "another live.js")
+        assert name(c) != first
+
+
 def test_installable_and_on_device_works_with_the_server_stopped(
     make_app: Callable[..., FastAPI], frame_640x480: np.ndarray, tmp_path: Path
 ) -> None:

@@ -4,8 +4,9 @@ on-device mode working offline after one visit (``static/pwa/sw.js`` explains it
 The service worker is served from ``/sw.js`` so that its scope is the whole site; its precache
 list is built here from what the page actually loads (the static scripts and styles, the vendored
 onnxruntime-web files, the BlazeFace models, the default model's ``onnx_url``, the sprites), and
-its cache name from the emoar version plus a digest of that list and the models' hashes, so a new
-release or a new model replaces the old cache.
+its cache name from the emoar version plus a digest of that list, the models' hashes and the
+contents of the page's own files (templates, scripts, styles), so a new release, a new model or
+an edited script replaces the old cache.
 """
 
 from __future__ import annotations
@@ -117,12 +118,27 @@ def precache_urls(engine: Engine) -> list[str]:
     return urls
 
 
+@cache
+def _page_files_digest() -> str:
+    """SHA-256 over the page's own files (templates, static js/css/pwa): an edited script changes
+    the service worker's cache name even when the precache list stays the same."""
+    web = resources.files("emoar.web")
+    h = hashlib.sha256()
+    for folder in (web.joinpath("templates"), *(web.joinpath("static", d) for d in ("js", "css", "pwa"))):
+        if not folder.is_dir():
+            continue
+        for p in sorted(folder.iterdir(), key=lambda q: q.name):
+            if p.is_file():
+                h.update(p.name.encode() + b"\0" + p.read_bytes())
+    return h.hexdigest()
+
+
 @router.get("/sw.js")
 async def service_worker(engine: Engine = Depends(get_engine)) -> Response:  # noqa: B008
     """The service worker (scope ``/``), with this server's precache list and cache name."""
     urls = precache_urls(engine)
     models = sorted(f"{n}:{m.sha256 or m.path}" for n, m in engine.models.items())
-    digest = hashlib.sha256(json.dumps([urls, models]).encode()).hexdigest()[:12]
+    digest = hashlib.sha256(json.dumps([urls, models, _page_files_digest()]).encode()).hexdigest()[:12]
     text = (
         resources.files("emoar.web")
         .joinpath("static", "pwa", "sw.js")
