@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from web_helpers import assert_error
+from web_helpers import assert_error, decoded_frames
 
 import emoar.web
 from emoar import align
@@ -420,16 +420,11 @@ def test_video_annotate_returns_a_playable_webm(client: TestClient, clip_mp4: by
     assert webm[:4] == b"\x1a\x45\xdf\xa3"  # EBML: a Matroska / WebM file
     path = tmp_path / "a.webm"
     path.write_bytes(webm)
-    cap = cv2.VideoCapture(str(path))
-    frames = []
-    while True:
-        ok, f = cap.read()
-        if not ok:
-            break
-        frames.append(f)
-    cap.release()
+    frames = decoded_frames(path)
     assert len(frames) == 5 and frames[0].shape == (480, 640, 3)  # every 2nd of 10 frames
+    cap = cv2.VideoCapture(str(path))
     assert int(cap.get(cv2.CAP_PROP_FOURCC)) in (0, cv2.VideoWriter.fourcc(*"VP80"))
+    cap.release()
     # the overlays are drawn: the annotated frame differs from the source frame around the face
     src = cv2.VideoCapture()
     clip = tmp_path / "c.mp4"
