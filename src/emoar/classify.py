@@ -328,8 +328,8 @@ class ExpressionClassifier:
             x = np.concatenate(views)
         res = self._session.run(self._outputs, {self._input: preprocess(x, self.info.mean, self.info.std)})
         probs = np.asarray(res[0], dtype=np.float32)
-        if self.info.meta.temperature != 1.0:  # each view calibrated, as the temperature was fitted
-            probs = apply_temperature(probs, self.info.meta.temperature)
+        if self.info.temperature != 1.0:  # each view calibrated, as the temperature was fitted
+            probs = apply_temperature(probs, self.info.temperature)
         if len(views) > 1:
             probs = probs.reshape(len(views), n, c).mean(0).astype(np.float32)
             res = [probs] + [np.asarray(r)[:n] for r in res[1:]]

@@ -160,6 +160,18 @@ class ModelMeta:
         except (ValueError, TypeError, AttributeError) as e:
             raise ModelMetadataError(f"{source}: corrupt emoar metadata ({e})") from e
 
+    @classmethod
+    def from_onnx(cls, model: Any, *, source: str = "model") -> ModelMeta:
+        """Read the metadata of an ``onnx.ModelProto`` (its ``metadata_props``)."""
+        return cls.from_props({p.key: p.value for p in model.metadata_props}, source=source)
+
+    def to_onnx(self, model: Any) -> None:
+        """Replace an ``onnx.ModelProto``'s ``metadata_props`` with these pairs (in place)."""
+        del model.metadata_props[:]
+        for key, value in self.to_props().items():
+            entry = model.metadata_props.add()
+            entry.key, entry.value = key, value
+
     def replace(self, **changes: Any) -> ModelMeta:
         """A copy with some fields changed (validated again)."""
         return dataclasses.replace(self, **changes)

@@ -16,7 +16,7 @@ fastapi = pytest.importorskip("fastapi", reason="the web extra is not installed:
 
 from fastapi import FastAPI  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
-from web_helpers import LiveServer, letterbox_640x480  # noqa: E402
+from web_helpers import ARTIFACTS, CHROMIUM, LiveServer, chromium_args, letterbox_640x480, y4m_bytes  # noqa: E402
 
 from emoar.web.app import create_app  # noqa: E402
 from emoar.web.engine import Engine  # noqa: E402
@@ -126,3 +126,21 @@ def live_server(make_app: Callable[..., FastAPI]) -> Iterator[LiveServer]:
     yield server
     server.stop()
     assert not server.thread.is_alive(), "uvicorn did not stop"
+
+
+@pytest.fixture(scope="module")
+def browser(frame_640x480: np.ndarray, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """Debian's Chromium through Playwright for one test module, its fake camera playing the
+    shared portrait (640x480). Skips, with the reason, without Playwright or Chromium."""
+    sync_api = pytest.importorskip(
+        "playwright.sync_api", reason="playwright is not installed (pip install playwright)"
+    )
+    if not CHROMIUM.is_file():
+        pytest.skip(f"{CHROMIUM} is missing (apt-get install -y chromium; scripts/setup.sh does it as root)")
+    y4m = tmp_path_factory.mktemp("camera") / "portrait.y4m"
+    y4m.write_bytes(y4m_bytes(frame_640x480, n_frames=3))
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=chromium_args(y4m))
+        yield b
+        b.close()

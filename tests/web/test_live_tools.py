@@ -8,43 +8,27 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 from web_helpers import (
     ARTIFACTS,
-    CHROMIUM,
-    chromium_args,
     decoded_frames,
     wait_for,
     wait_for_one_face,
-    y4m_bytes,
 )
 
 
 @pytest.fixture(scope="module")
-def page(
-    frame_640x480: np.ndarray, tmp_path_factory: pytest.TempPathFactory, live_server: Any
-) -> Iterator[Any]:
+def page(browser: Any, live_server: Any) -> Iterator[Any]:
     """The live page in server mode (the same tools serve every mode), ready with one face."""
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
-    if not CHROMIUM.is_file():
-        pytest.skip(f"{CHROMIUM} is missing (apt-get install -y chromium; scripts/setup.sh does it as root)")
-    y4m = tmp_path_factory.mktemp("camera") / "portrait.y4m"
-    y4m.write_bytes(y4m_bytes(frame_640x480, n_frames=3))
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=chromium_args(y4m))
-        context = b.new_context(viewport={"width": 1100, "height": 900}, accept_downloads=True)
-        pg = context.new_page()
-        errors: list[str] = []
-        pg.on("pageerror", lambda e: errors.append(str(e)))
-        pg.goto(f"{live_server.url}/?mode=server")
-        wait_for_one_face(pg, what="a face in server mode")
-        pg.errors = errors
-        yield pg
-        assert errors == [], errors
-        context.close()
-        b.close()
+    context = browser.new_context(viewport={"width": 1100, "height": 900}, accept_downloads=True)
+    pg = context.new_page()
+    errors: list[str] = []
+    pg.on("pageerror", lambda e: errors.append(str(e)))
+    pg.goto(f"{live_server.url}/?mode=server")
+    wait_for_one_face(pg, what="a face in server mode")
+    yield pg
+    assert errors == [], errors
+    context.close()
 
 
 def _download(page: Any, selector: str, dest: Path) -> Path:

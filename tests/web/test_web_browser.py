@@ -14,25 +14,9 @@ from typing import Any
 
 import numpy as np
 import pytest
-from web_helpers import ARTIFACTS, CHROMIUM, chromium_args, wait_for, y4m_bytes
+from web_helpers import ARTIFACTS, wait_for
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture(scope="module")
-def browser(frame_640x480: np.ndarray, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    sync_api = pytest.importorskip(
-        "playwright.sync_api", reason="playwright is not installed (pip install playwright)"
-    )
-    if not CHROMIUM.is_file():
-        pytest.skip(f"{CHROMIUM} is missing (apt-get install -y chromium; scripts/setup.sh does it as root)")
-    y4m = tmp_path_factory.mktemp("camera") / "portrait.y4m"
-    y4m.write_bytes(y4m_bytes(frame_640x480, n_frames=3))
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=chromium_args(y4m))
-        yield b
-        b.close()
 
 
 class PageLog:

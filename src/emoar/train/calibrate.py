@@ -109,12 +109,7 @@ def _write_temperature(src: Path, dest: Path, temperature: float) -> None:
     from emoar.modelmeta import ModelMeta
 
     m = onnx.load(str(src))
-    meta = ModelMeta.from_props({p.key: p.value for p in m.metadata_props}, source=str(src))
-    props = meta.replace(temperature=float(temperature)).to_props()
-    del m.metadata_props[:]
-    for k, v in props.items():
-        p = m.metadata_props.add()
-        p.key, p.value = k, v
+    ModelMeta.from_onnx(m, source=str(src)).replace(temperature=float(temperature)).to_onnx(m)
     tmp = dest.with_name(dest.name + ".tmp")
     onnx.save(m, str(tmp))
     tmp.replace(dest)  # never a half-written model file

@@ -123,10 +123,7 @@ def save_onnx(
     if weights == "fp16":
         n = store_weights_fp16(m)
         meta = meta.with_extra(weight_storage=f"fp16 ({n} backbone tensors; computed in float32)")
-    del m.metadata_props[:]
-    for k, v in meta.to_props().items():
-        p = m.metadata_props.add()
-        p.key, p.value = k, v
+    meta.to_onnx(m)
     m.producer_name = "emoar"
     onnx.checker.check_model(m)
     onnx.save(m, str(outp))

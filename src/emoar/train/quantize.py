@@ -124,7 +124,7 @@ def quantize_int8(
             nodes_to_exclude=keep_float,
         )
     q = onnx.load(str(outp))
-    meta = ModelMeta.from_props({p.key: p.value for p in m.metadata_props}, source=str(fp32_path))
+    meta = ModelMeta.from_onnx(m, source=str(fp32_path))
     meta = meta.with_extra(
         quantization=json.dumps(
             {
@@ -140,10 +140,7 @@ def quantize_int8(
     if ood_calib_images is not None and len(ood_calib_images):
         quantiles = _ood_quantiles(q, meta.ood_output, ood_calib_images, mean, std)
         meta = meta.replace(ood_quantiles=tuple(quantiles))
-    del q.metadata_props[:]
-    for k, v in meta.to_props().items():
-        p = q.metadata_props.add()
-        p.key, p.value = k, v
+    meta.to_onnx(q)
     q.producer_name = "emoar"
     onnx.save(q, str(outp))
     logger.info("Quantized %s -> %s (%.1f KB)", fp32_path, outp, outp.stat().st_size / 1024)
