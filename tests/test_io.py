@@ -225,6 +225,24 @@ def test_sink_source_round_trip(tmp_path: Path, name: str, fourcc: str) -> None:
         assert np.abs(back.astype(int) - orig).mean() < 6  # lossy codec, close content
 
 
+def test_source_from_a_start_frame_with_presentation_times(tmp_path: Path) -> None:
+    """``start_frame`` seeks (what ``emoar batch`` chunks use); indices, timestamps and the
+    container's presentation times count from there; past the end is a clear error."""
+    frames = moving_square_frames(20)
+    out = tmp_path / "c.mp4"
+    with VideoSink(out, fps=10) as sink:
+        for f in frames:
+            sink.write(f)
+    with VideoSource(out, start_frame=12) as src:
+        got = [(i, t, src.pts_ms, f) for i, t, f in src]
+    assert [i for i, *_ in got] == list(range(12, 20))
+    np.testing.assert_allclose([t for _, t, _, _ in got], np.arange(12, 20) * 100.0)
+    np.testing.assert_allclose([p for _, _, p, _ in got], np.arange(12, 20) * 100.0, atol=1.0)
+    assert np.abs(got[0][3].astype(int) - frames[12]).mean() < 6  # the frame sought, not frame 0
+    with pytest.raises(VideoOpenError, match="from frame 25"):
+        VideoSource(out, start_frame=25)
+
+
 def test_source_iterates_once(tmp_path: Path) -> None:
     out = tmp_path / "c.mp4"
     with VideoSink(out, fps=5) as sink:

@@ -104,31 +104,21 @@ class TaskResult:
 
 def _video_frames(task: Task) -> Iterator[tuple[int, float, float, npt.NDArray[np.uint8]]]:
     """``(frame_index, timestamp_ms, pts_ms, frame)`` for the task's range, one frame at a time
-    (never the whole video in memory)."""
-    import cv2
+    (never the whole video in memory); a range that starts past the last frame is empty."""
+    from emoar.io import VideoOpenError, VideoSource
 
-    from emoar.io import VideoOpenError
-    from emoar.io.pixels import to_bgr
-
-    cap = cv2.VideoCapture(task.source)
-    if not cap.isOpened():
-        raise VideoOpenError(f"Cannot open video '{task.source}': OpenCV could not open it")
     try:
-        fps = task.fps or float(cap.get(cv2.CAP_PROP_FPS) or 30.0)
-        if task.start_frame > 0:
-            cap.set(cv2.CAP_PROP_POS_FRAMES, task.start_frame)
-        index = task.start_frame
-        while task.end_frame < 0 or index < task.end_frame:
-            ok, frame = cap.read()
-            if not ok or frame is None or frame.size == 0:
+        src = VideoSource(task.source, start_frame=task.start_frame)
+    except VideoOpenError:
+        if task.start_frame > 0:  # the container's frame count overstated its frames
+            return
+        raise
+    with src:
+        fps = task.fps or src.fps
+        for index, _, frame in src:
+            if task.end_frame >= 0 and index >= task.end_frame:
                 break
-            pts = float(cap.get(cv2.CAP_PROP_POS_MSEC))
-            if frame.ndim != 3 or frame.shape[2] != 3:
-                frame = to_bgr(frame, "drop")
-            yield index, index * 1000.0 / fps, pts, np.asarray(frame, dtype=np.uint8)
-            index += 1
-    finally:
-        cap.release()
+            yield index, index * 1000.0 / fps, src.pts_ms, frame
 
 
 def _annotated_name(task: Task, suffix: str) -> str:

@@ -93,12 +93,17 @@ class VideoSource:
         resolution_wh: (width, height) of the frames in pixels.
     """
 
-    def __init__(self, source: str | os.PathLike[str] | int, *, api_preference: int = cv2.CAP_ANY) -> None:
+    def __init__(
+        self, source: str | os.PathLike[str] | int, *, api_preference: int = cv2.CAP_ANY, start_frame: int = 0
+    ) -> None:
         """Open a video file, URL (``rtsp://``, ``http://``) or camera.
 
         Args:
             source: file path, URL, or camera index (an int, or a string of digits like "0").
             api_preference: OpenCV capture backend (``cv2.CAP_*``); ``CAP_ANY`` lets OpenCV pick.
+            start_frame: files: seek to this frame first (``CAP_PROP_POS_FRAMES``; exact for
+                intra-coded and mp4v files, possibly a few frames off with B-frames); frame
+                indices and timestamps then count from it.
 
         Raises:
             VideoOpenError: the file is missing, empty or not a video OpenCV can decode, it
@@ -146,13 +151,22 @@ class VideoSource:
         self.fps = fps
         count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
         self.frame_count: int | None = count if count > 0 and not self.is_camera else None
+        self.start_frame = start_frame if not self.is_camera else 0
+        if self.start_frame > 0:
+            cap.set(cv2.CAP_PROP_POS_FRAMES, self.start_frame)
 
         ok, frame = cap.read()
         if not ok or frame is None or frame.size == 0:
             self.close()
             if self.is_camera:
                 raise VideoOpenError(f"No camera at index {index} (it opened but returned no frame)")
+            if self.start_frame > 0:
+                raise VideoOpenError(
+                    f"Cannot read video '{self.name}' from frame {self.start_frame}: no frame there"
+                )
             raise VideoOpenError(f"Cannot open video '{self.name}': it contains no decodable frames")
+        #: Presentation time (ms, from the container) of the frame last yielded by iteration.
+        self.pts_ms = float(cap.get(cv2.CAP_PROP_POS_MSEC))
         self._first: npt.NDArray[np.uint8] | None = np.asarray(frame, dtype=np.uint8)
         self.resolution_wh: tuple[int, int] = (int(frame.shape[1]), int(frame.shape[0]))
 
@@ -173,10 +187,12 @@ class VideoSource:
         return self._frames()
 
     def _frames(self) -> Iterator[tuple[int, float, npt.NDArray[np.uint8]]]:
-        index = 0
+        index = self.start_frame
         frame = self._first
         self._first = None
+        pts = self.pts_ms
         while frame is not None and self._cap is not None:
+            self.pts_ms = pts
             if self.is_camera:
                 now = time.monotonic()
                 if self._t0 is None:
@@ -190,7 +206,9 @@ class VideoSource:
             index += 1
             ok, nxt = self._cap.read() if self._cap is not None else (False, None)
             frame = np.asarray(nxt, dtype=np.uint8) if ok and nxt is not None else None
-        if self.frame_count is not None and index != self.frame_count:
+            if frame is not None and self._cap is not None:
+                pts = float(self._cap.get(cv2.CAP_PROP_POS_MSEC))
+        if self.frame_count is not None and index != self.frame_count and not self.start_frame:
             logger.debug("%s: read %d frames, container reported %d", self.name, index, self.frame_count)
 
     def close(self) -> None:
