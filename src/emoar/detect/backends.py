@@ -39,7 +39,9 @@ class BackendInfo:
 # true face drops to a score of 0.68; at 320 it scores 0.77 and the best false box 0.52 (a
 # duplicate box on a face), so min_score 0.6 sits in the gap. 288 is ~1.5 ms faster and as
 # good on these photos, but puts a 20-px face of a 640x480 frame below YuNet's smallest
-# (10 px) anchor. Time grows with pixels: 256 -> 8, 320 -> 10.5, 480 -> 26, 640 -> 41 ms.
+# (10 px) anchor. Time grows with pixels: 256 -> 8, 320 -> 10.5, 480 -> 26, 640 -> 41 ms with
+# yuface's library; the ONNX engine (the default since models/yunet.onnx) takes about a fifth:
+# ~2.5 ms at 320, ~8.5 ms at 640 (one thread).
 # MTCNN: 0.7 is its own final-stage threshold (0.9 keeps only 5/8 office faces at 320 px); at
 # 320 px it misses an office face unless its pyramid goes down to 12 px (2x slower), at 400 px
 # it finds all with MTCNN's default 20-px pyramid floor.
@@ -55,7 +57,7 @@ _BACKENDS: dict[str, BackendInfo] = {
             detect_max_side=320,
             has_landmarks=True,
             fallback="mtcnn",
-            summary="libfacedetection YuNet from the yuface wheel, called with its own buffer (default; fast, 5 landmarks)",
+            summary="libfacedetection YuNet on onnxruntime, converted from the yuface wheel (its library is the fallback) (default; fast, 5 landmarks)",
         ),
         BackendInfo(
             name="blazeface",

