@@ -12,8 +12,6 @@ import logging
 from pathlib import Path, PurePath
 from typing import Any, Literal
 
-import numpy as np
-import numpy.typing as npt
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
@@ -131,15 +129,12 @@ async def _read_file_field(request: Request, limit: int, what: str) -> Upload:
     return up
 
 
-async def decode_upload_image(up: Upload, settings: Settings) -> npt.NDArray[np.uint8]:
-    """Check the sniffed type of an uploaded image and decode it in a worker thread (hold an
-    image slot around this call and the analysis).
+def check_upload_image(up: Upload) -> None:
+    """Refuse an upload whose sniffed content is not an accepted image type.
 
     Raises:
-        ApiError: 400 undecodable, 413 over ``max_pixels`` or ``max_decode_bytes``, 415 not an
-            accepted image type.
+        ApiError: 415 not an accepted image type (a video gets a hint to the video route).
     """
-    name = up.filename or "upload"
     fmt = sniff(up.data)
     if fmt not in IMAGE_FORMATS:
         if fmt is not None or not claims_image(up.filename, up.content_type):
@@ -155,7 +150,19 @@ async def decode_upload_image(up: Upload, settings: Settings) -> npt.NDArray[np.
                 f"Unsupported file type: {found}. Accepted images: {', '.join(IMAGE_FORMATS)}{hint}",
                 extra={"accepted": list(IMAGE_FORMATS)},
             )
-    return await run_in_threadpool(decode_image_bytes, up.data, name, settings)
+
+
+def decode_and_analyze(
+    up: Upload, settings: Settings, engine: Engine, model: str, annotate: bool
+) -> tuple[FrameResult, str | None]:
+    """Decode an uploaded image and analyse it, in one worker-thread call (hold an image slot
+    around it). The decoded frame lives only inside this call.
+
+    Raises:
+        ApiError: 400 undecodable, 413 over ``max_pixels`` or ``max_decode_bytes``.
+    """
+    frame = decode_image_bytes(up.data, up.filename or "upload", settings)
+    return engine.analyze(frame, model=model, image=up.filename or None, annotate=annotate)
 
 
 @router.head("/healthz", include_in_schema=False)
@@ -273,12 +280,9 @@ async def analyze(
     """Faces and expressions in one image: the ``emoar analyze --json`` object."""
     model_name = _resolve_model(engine, model)
     up = await _read_file_field(request, settings.max_upload_bytes, "image")
+    check_upload_image(up)
     async with slots:  # bounds the decoded images in memory, however many clients send
-        frame = await decode_upload_image(up, settings)
-        result, png = await run_in_threadpool(
-            engine.analyze, frame, model=model_name, image=up.filename or None, annotate=annotate
-        )
-        del frame
+        result, png = await run_in_threadpool(decode_and_analyze, up, settings, engine, model_name, annotate)
     body = result.to_dict()
     if png is not None:
         body["annotated_png_base64"] = png
