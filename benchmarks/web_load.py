@@ -6,6 +6,11 @@ threads, stops the server and prints a table. Loopback only; stops by itself.
 
 Usage:
     python benchmarks/web_load.py [--workers 1 2] [--requests 200] [--concurrency 4] [--model NAME|PATH]
+    python benchmarks/web_load.py --breakdown   # where one request's time goes, in-process
+
+``--breakdown`` times the steps of the route's handler in this process, one thread, median of
+200 calls each: multipart parsing, JPEG decode, detection (and its parts), alignment +
+classification, and the JSON body.
 """
 
 from __future__ import annotations
@@ -143,6 +148,61 @@ def run_load(url: str, jpeg: bytes, n_requests: int, concurrency: int, warmup: i
     }
 
 
+def breakdown(jpeg: bytes, model: str, n: int = 200) -> None:
+    """Median ms of each step of ``POST /v1/analyze``'s work, in this process, one thread."""
+    from starlette.responses import JSONResponse
+
+    from emoar.web.engine import Engine
+    from emoar.web.settings import Settings
+    from emoar.web.uploads import decode_image_bytes, parse_multipart
+
+    def med(fn: object) -> float:
+        for _ in range(5):
+            fn()  # type: ignore[operator]
+        ts = []
+        for _ in range(n):
+            t0 = time.perf_counter()
+            fn()  # type: ignore[operator]
+            ts.append((time.perf_counter() - t0) * 1000)
+        return float(np.median(ts))
+
+    b = "emoarbench"
+    body = (
+        (
+            f'--{b}\r\nContent-Disposition: form-data; name="file"; filename="f.jpg"\r\n'
+            "Content-Type: image/jpeg\r\n\r\n"
+        ).encode()
+        + jpeg
+        + f"\r\n--{b}--\r\n".encode()
+    )
+    ctype = f"multipart/form-data; boundary={b}"
+    settings = Settings(model=model)
+    engine = Engine.load(settings)
+    up = parse_multipart(body, ctype)["file"]
+    frame = decode_image_bytes(up.data, "f.jpg", settings)
+    with engine.pipeline(None) as pipe:
+        det = pipe.detector
+        onet = getattr(det, "_onet", None)
+        rows = [
+            ("multipart parse", med(lambda: parse_multipart(body, ctype))),
+            ("JPEG decode", med(lambda: decode_image_bytes(up.data, "f.jpg", settings))),
+            (f"detection ({det.name}, with O-net landmarks)", med(lambda: det.detect(frame))),
+        ]
+        if onet is not None:
+            boxes = np.array([f.box_xyxy for f in det.detect(frame)], np.float64).reshape(-1, 4)
+            rows.append(("  of which O-net", med(lambda: onet(frame, boxes))))
+    result, _ = engine.analyze(frame)
+    rows.append(("whole analysis (detect, align, classify, OOD)", med(lambda: engine.analyze(frame))))
+    rows.append(("result JSON", med(lambda: JSONResponse(result.to_dict()).body)))
+    print(
+        f"\nPOST /v1/analyze steps, 640x480 JPEG ({len(jpeg) / 1024:.0f} KB, {len(result.faces)} face), "
+        f"median of {n} calls, 1 thread, in-process\n"
+    )
+    print("| step | ms |\n|---|---|")
+    for name, ms in rows:
+        print(f"| {name} | {ms:.2f} |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="uvicorn worker counts to compare")
@@ -154,8 +214,12 @@ def main() -> None:
     ap.add_argument(
         "--image", type=Path, default=None, help="image to letterbox to 640x480 (default: astronaut)"
     )
+    ap.add_argument("--breakdown", action="store_true", help="time the handler's steps in-process instead")
     a = ap.parse_args()
     jpeg = test_jpeg(a.image)
+    if a.breakdown:
+        breakdown(jpeg, a.model)
+        return
     rows = []
     for workers in a.workers:
         proc, url = start_server(workers, a.model, a.threads)

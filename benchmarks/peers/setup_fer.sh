@@ -14,4 +14,6 @@ if .venv-fer/bin/pip install -q "torch==2.13.0" && .venv-fer/bin/pip install -q 
   .venv-fer/bin/pip install -q torchvision==0.28.0 --no-deps 2>/dev/null \
     || echo "note: no CPU torchvision wheel; FER(mtcnn=True) may not run" >&2
 fi
-.venv-fer/bin/python -c "import fer; print('fer', fer.__version__ if hasattr(fer, '__version__') else '25.10.3', 'ready in benchmarks/.venv-fer')"
+# torch pulls a setuptools without pkg_resources, which fer.fer imports: pin it back last
+.venv-fer/bin/pip install -q "setuptools<81"
+.venv-fer/bin/python -c "import pkg_resources, fer; print('fer', fer.__version__ if hasattr(fer, '__version__') else '25.10.3', 'ready in benchmarks/.venv-fer')"
