@@ -133,6 +133,26 @@ def test_client_train_and_evaluate_on_a_hand_built_message(
     assert ev["num-examples"] == 8 and 0 <= ev["eval-acc"] <= 1
 
 
+def test_client_optimizer_comes_from_the_run_config(
+    tmp_path: Path, fer_csv: Path, fer_splits: dict, server_side: None
+) -> None:
+    settings = _settings(tmp_path, fer_csv, fer_splits)
+    torch.manual_seed(0)
+    model = create_model("cnn_small")
+    start = model.state_dict()
+    updates = {}
+    for opt, lr in (("sgd", 0.05), ("adamw", 1e-3)):
+        reply = client_train(_message(model, "all", "train", optimizer=opt, lr=lr), _context(), settings)
+        after = reply.content["arrays"].to_torch_state_dict()
+        updates[opt] = torch.cat([(after[k] - start[k]).flatten().float() for k in after if "running" not in k])
+    # AdamW moves each weight by about lr per step whatever its gradient's size; SGD does not
+    assert not torch.allclose(updates["sgd"], updates["adamw"])
+    steps = 72 // 16
+    assert updates["adamw"].abs().max() <= steps * 1e-3 * 1.5
+    with pytest.raises(FederatedError, match="--optimizer"):
+        FLConfig(data=str(fer_csv), optimizer="lbfgs").validate()
+
+
 def test_dp_clipping_bound_holds_on_the_sent_update(
     tmp_path: Path, fer_csv: Path, fer_splits: dict, server_side: None
 ) -> None:

@@ -36,6 +36,7 @@ from flwr.supercore.differential_privacy import KEY_CLIPPING_NORM
 from emoar.train.data import DatasetError, FaceDataset, load_dataset
 from emoar.train.federated.partition import Partitions
 from emoar.train.federated.task import (
+    OPTIMIZERS,
     evaluate_model,
     pack_state,
     shared_keys,
@@ -70,6 +71,7 @@ class FLConfig:
     local_epochs: int = 1
     lr: float = 0.01
     batch_size: int = 64
+    optimizer: str = "sgd"  # client optimizer: sgd | adamw
     proximal_mu: float = 0.01
     server_lr: float = 1e-3  # FedAdam eta
     dp_noise: float = 0.0
@@ -110,6 +112,8 @@ class FLConfig:
     def validate(self) -> None:
         if self.strategy not in STRATEGIES:
             raise FederatedError(f"Unknown --strategy {self.strategy!r}; choose {', '.join(STRATEGIES)}")
+        if self.optimizer not in OPTIMIZERS:
+            raise FederatedError(f"Unknown --optimizer {self.optimizer!r}; choose {', '.join(OPTIMIZERS)}")
         if self.rounds < 1 or self.clients < 1 or self.local_epochs < 1:
             raise FederatedError("--rounds, --clients and --local-epochs must be >= 1")
         if self.dp and not (self.dp_noise > 0 and self.dp_clip > 0):
@@ -234,6 +238,7 @@ def client_train(msg: Message, ctx: Context, settings: dict[str, Any] | None = N
         epochs=int(cfg.get("local-epochs", 1)),  # type: ignore[arg-type]
         lr=float(cfg.get("lr", 0.01)),  # type: ignore[arg-type]
         batch_size=int(cfg.get("batch-size", 64)),  # type: ignore[arg-type]
+        optimizer=str(cfg.get("optimizer", "sgd")),
         proximal_mu=float(cfg.get("proximal-mu", 0.0)),  # type: ignore[arg-type]
         seed=int(cfg.get("seed", 0)) + 1000 * rnd + cid,  # type: ignore[arg-type]
     )
@@ -485,6 +490,7 @@ def run_server(grid: Grid, prep: Prepared, *, progress: bool = True) -> None:
             "local-epochs": cfg.local_epochs,
             "lr": cfg.lr,
             "batch-size": cfg.batch_size,
+            "optimizer": cfg.optimizer,
             "seed": cfg.seed,
             "threads": cfg.threads,
             "round-offset": prep.start_round,

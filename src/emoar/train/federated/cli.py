@@ -8,6 +8,7 @@ import sys
 from typing import Any
 
 STRATEGIES = ("fedavg", "fedprox", "fedbn", "fedadam")
+OPTIMIZERS = ("sgd", "adamw")  # emoar.train.federated.task.OPTIMIZERS (not imported: it pulls in torch)
 
 
 def _add_run_args(p: argparse.ArgumentParser, *, data_required: bool) -> None:
@@ -20,7 +21,14 @@ def _add_run_args(p: argparse.ArgumentParser, *, data_required: bool) -> None:
     p.add_argument("--rounds", type=int, default=10, help="federated rounds (default %(default)s)")
     p.add_argument("--strategy", choices=STRATEGIES, default="fedavg")
     p.add_argument("--local-epochs", type=int, default=1, help="local epochs per round (default %(default)s)")
-    p.add_argument("--lr", type=float, default=0.01, help="client SGD learning rate (default %(default)s)")
+    p.add_argument("--lr", type=float, default=0.01, help="client learning rate (default %(default)s)")
+    p.add_argument(
+        "--optimizer",
+        choices=OPTIMIZERS,
+        default="sgd",
+        help="client optimizer: sgd (momentum 0.9; fine-tuning a trained model) or adamw "
+        "(a fresh state each round; learns a weak starting model faster) (default %(default)s)",
+    )
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--proximal-mu", type=float, default=0.01, help="FedProx mu (default %(default)s)")
     p.add_argument("--server-lr", type=float, default=1e-3, help="FedAdam server learning rate eta")
@@ -127,6 +135,7 @@ def _config(args: argparse.Namespace, **extra: Any) -> Any:
         local_epochs=args.local_epochs,
         lr=args.lr,
         batch_size=args.batch_size,
+        optimizer=args.optimizer,
         proximal_mu=args.proximal_mu,
         server_lr=args.server_lr,
         dp_noise=args.dp_noise,
