@@ -69,6 +69,34 @@ def _save_ckpt(model: torch.nn.Module, arch: str, mean: float, std: float, path:
     )
 
 
+def run_dir(out: Path, name: str) -> Path:
+    """The simulation folder of a federated row."""
+    return out / name.replace(" ", "_").replace("=", "")
+
+
+def print_table(results: list[dict[str, Any]], out: Path, header: str) -> None:
+    """The markdown table; the clients' own validation accuracy (their 10 % of rows, with their
+    own BatchNorm under FedBN) comes from each run's ``history.json``."""
+    print(f"\n{header}\n")
+    print(
+        "| run | accuracy | macro-F1 | clients' own val acc | rounds | wall time (s) "
+        "| bytes sent / client / round | epsilon |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    for r in results:
+        eps = r["epsilon"]
+        eps_s = f"{eps:.3g}" if isinstance(eps, float) else str(eps)
+        hist_path = run_dir(out, str(r["row"])) / "history.json"
+        val = "-"
+        if r["rounds"] != "-" and hist_path.is_file():
+            v = json.loads(hist_path.read_text())[-1].get("client_val_acc")
+            val = f"{v:.4f}" if isinstance(v, float) else "-"
+        print(
+            f"| {r['row']} | {r['accuracy']:.4f} | {r['macro_f1']:.4f} | {val} | {r['rounds']} | "
+            f"{r['wall_s']:.0f} | {r['bytes_per_client_round']} | {eps_s} |"
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument(
@@ -81,7 +109,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dp-noise", default="0.1,0.5", help="two noise multipliers for DP-FedAvg")
     ap.add_argument("--dp-clip", type=float, default=1.0)
     ap.add_argument("--only", default="", help="comma-separated row names to run (default: all)")
+    ap.add_argument(
+        "--report", action="store_true", help="print the table of the runs already in --out (no training)"
+    )
     args = ap.parse_args(argv)
+    if args.report:
+        out = Path(args.out)
+        header = (out / "header.txt").read_text() if (out / "header.txt").is_file() else ""
+        print_table(json.loads((out / "results.json").read_text()), out, header)
+        return 0
     torch.set_num_threads(1)
     logging.basicConfig(level=logging.WARNING)
     sc = SCALES[args.scale]
@@ -159,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
         key = name.split()[0].lower()
         if only and key not in only and name.lower() not in only:
             continue
-        cfg = replace(cfg, out=str(out / name.replace(" ", "_").replace("=", "")))
+        cfg = replace(cfg, out=str(run_dir(out, name)))
         t0 = time.time()
         last = simulate(cfg, cpus=args.cpus)
         wall = time.time() - t0
@@ -174,20 +210,13 @@ def main(argv: list[str] | None = None) -> int:
             hist[-1]["epsilon"] if cfg.dp else "-",
         )
 
-    print(
-        f"\nFER2013 PrivateTest ({len(test)} faces); {arch}; {len(pub)} public / {len(priv)} private "
+    header = (
+        f"FER2013 PrivateTest ({len(test)} faces); {arch}; {len(pub)} public / {len(priv)} private "
         f"Training rows over {args.clients} clients; {rounds} rounds x 1 local epoch; client {sc['optimizer']} "
-        f"lr {sc['lr']:g}, batch {base.batch_size}; DP delta {base.dp_delta:g}\n"
+        f"lr {sc['lr']:g}, batch {base.batch_size}; DP delta {base.dp_delta:g}"
     )
-    print("| run | accuracy | macro-F1 | rounds | wall time (s) | bytes sent / client / round | epsilon |")
-    print("|---|---|---|---|---|---|---|")
-    for r in results:
-        eps = r["epsilon"]
-        eps_s = f"{eps:.3g}" if isinstance(eps, float) else str(eps)
-        print(
-            f"| {r['row']} | {r['accuracy']:.4f} | {r['macro_f1']:.4f} | {r['rounds']} | {r['wall_s']:.0f} | "
-            f"{r['bytes_per_client_round']} | {eps_s} |"
-        )
+    (out / "header.txt").write_text(header)
+    print_table(results, out, header)
     return 0
 
 
