@@ -144,7 +144,9 @@ def test_client_optimizer_comes_from_the_run_config(
     for opt, lr in (("sgd", 0.05), ("adamw", 1e-3)):
         reply = client_train(_message(model, "all", "train", optimizer=opt, lr=lr), _context(), settings)
         after = reply.content["arrays"].to_torch_state_dict()
-        updates[opt] = torch.cat([(after[k] - start[k]).flatten().float() for k in after if "running" not in k])
+        updates[opt] = torch.cat(
+            [(after[k] - start[k]).flatten().float() for k in after if "running" not in k]
+        )
     # AdamW moves each weight by about lr per step whatever its gradient's size; SGD does not
     assert not torch.allclose(updates["sgd"], updates["adamw"])
     steps = 72 // 16
