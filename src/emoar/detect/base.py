@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Protocol, Self, cast, runtime_checkable
@@ -34,6 +35,7 @@ __all__ = [
     "FaceDetector",
     "RawDetections",
     "as_bgr_uint8",
+    "onnx_session",
 ]
 
 logger = logging.getLogger(__name__)
@@ -206,6 +208,25 @@ class RawDetections:
     def empty(cls) -> RawDetections:
         """No detections."""
         return cls(np.zeros((0, 4)), np.zeros((0,)), None)
+
+
+def onnx_session(path: str | os.PathLike[str], num_threads: int) -> Any:
+    """The onnxruntime CPU session every ONNX backend runs its model in (YuNet, BlazeFace, O-net):
+    ``num_threads`` intra-op threads, one inter-op thread, warnings off.
+
+    Raises:
+        ImportError: onnxruntime is not installed. A file it cannot load raises onnxruntime's
+            own exception.
+    """
+    try:
+        import onnxruntime as ort
+    except ImportError as exc:
+        raise ImportError(f"onnxruntime is not installed ({exc})") from exc
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = max(1, int(num_threads))
+    so.inter_op_num_threads = 1
+    so.log_severity_level = 3
+    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
 
 
 def as_bgr_uint8(image: npt.NDArray[np.generic]) -> npt.NDArray[np.uint8]:

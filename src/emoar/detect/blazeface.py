@@ -28,7 +28,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from emoar.detect.base import BaseDetector, DetectorOptions, RawDetections
+from emoar.detect.base import BaseDetector, DetectorOptions, RawDetections, onnx_session
 from emoar.track import box_iou_xyxy
 
 __all__ = ["BlazeFaceDetector", "blazeface_anchors"]
@@ -89,17 +89,11 @@ class BlazeFaceDetector(BaseDetector):
             ImportError: onnxruntime is missing, or the model file is not in the package.
         """
         super().__init__(options)
-        import onnxruntime as ort
-
         v = _VARIANTS[self.variant]
         path = _MODELS / v.file
         if not path.is_file():
             raise ImportError(f"BlazeFace model {path} is not installed")
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = options.num_threads
-        so.inter_op_num_threads = 1
-        so.log_severity_level = 3
-        self._session: Any = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+        self._session: Any = onnx_session(path, options.num_threads)
         self._input = self._session.get_inputs()[0].name
         self._size = v.size
         self._anchors = blazeface_anchors(v.size, v.strides, v.two_per_scale)

