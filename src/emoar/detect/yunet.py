@@ -61,6 +61,7 @@ import numpy as np
 import numpy.typing as npt
 
 from emoar.detect.base import BaseDetector, DetectorOptions, RawDetections, onnx_session
+from emoar.track import box_iou_xyxy
 
 __all__ = ["MODEL_PATH", "YuNetDetector", "find_libfacedetection"]
 
@@ -182,17 +183,9 @@ def _sigmoid(x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
 
 def _nms(boxes: npt.NDArray[np.float32], iou: float) -> list[int]:
     """Greedy NMS over score-sorted ``(N, 4)`` XYXY boxes: box ``i`` is kept when its IoU with
-    every kept box is at most ``iou`` (libfacedetection's ``JaccardOverlap``), at most
-    ``_KEEP_TOP_K`` boxes. Indices kept."""
-    x1, y1, x2, y2 = boxes.T
-    area = (x2 - x1) * (y2 - y1)
-    iw = np.minimum(x2[:, None], x2[None]) - np.maximum(x1[:, None], x1[None])
-    ih = np.minimum(y2[:, None], y2[None]) - np.maximum(y1[:, None], y1[None])
-    inter = np.where((iw > 0) & (ih > 0), iw * ih, np.float32(0.0))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        # Two empty boxes give NaN, which compares False: not suppressed, as in the library
-        # (its JaccardOverlap returns 0 without dividing).
-        over = inter / (area[:, None] + area[None] - inter) > iou
+    every kept box is at most ``iou`` (libfacedetection's ``JaccardOverlap``, which also gives
+    empty boxes IoU 0), at most ``_KEEP_TOP_K`` boxes. Indices kept."""
+    over = box_iou_xyxy(boxes, boxes) > iou
     suppressed = np.zeros(len(boxes), bool)
     keep: list[int] = []
     for i in range(len(boxes)):
