@@ -34,9 +34,9 @@ from flwr.serverapp.strategy.strategy_utils import aggregate_metricrecords
 from flwr.supercore.differential_privacy import KEY_CLIPPING_NORM
 
 from emoar.train.data import DatasetError, FaceDataset, load_dataset
+from emoar.train.federated import OPTIMIZERS, STRATEGIES
 from emoar.train.federated.partition import Partitions
 from emoar.train.federated.task import (
-    OPTIMIZERS,
     evaluate_model,
     pack_state,
     shared_keys,
@@ -49,7 +49,6 @@ __all__ = ["FLConfig", "FederatedError", "client_app", "make_client_app", "make_
 
 logger = logging.getLogger(__name__)
 
-STRATEGIES = ("fedavg", "fedprox", "fedbn", "fedadam")
 # FER2013 Training pixel statistics (used when no --init checkpoint gives its own)
 _FER_MEAN, _FER_STD = 0.5077, 0.2550
 

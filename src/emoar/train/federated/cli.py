@@ -7,8 +7,7 @@ import argparse
 import sys
 from typing import Any
 
-STRATEGIES = ("fedavg", "fedprox", "fedbn", "fedadam")
-OPTIMIZERS = ("sgd", "adamw")  # emoar.train.federated.task.OPTIMIZERS (not imported: it pulls in torch)
+from emoar.train.federated import OPTIMIZERS, STRATEGIES
 
 
 def _add_run_args(p: argparse.ArgumentParser, *, data_required: bool) -> None:

@@ -26,6 +26,7 @@ from emoar.metrics import classification_report
 from emoar.preprocess import normalize, unit_scale
 from emoar.train.augment import AugmentConfig, augment_batch
 from emoar.train.data import FaceDataset
+from emoar.train.federated import OPTIMIZERS
 from emoar.train.predict import predict_logits
 
 __all__ = [
@@ -33,12 +34,9 @@ __all__ = [
     "evaluate_model",
     "pack_state",
     "shared_keys",
-    "OPTIMIZERS",
     "train_local",
     "unpack_state",
 ]
-
-OPTIMIZERS = ("sgd", "adamw")
 
 SHARE_MODES = ("all", "no_bn_stats", "no_bn")
 
