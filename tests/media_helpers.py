@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import struct
 import zlib
+from pathlib import Path
+
+import cv2
+import numpy as np
 
 
 def png_chunk(kind: bytes, body: bytes) -> bytes:
@@ -26,3 +30,10 @@ def png_bomb(width: int, height: int, *, depth: int = 8, color: int = 2) -> byte
         + png_chunk(b"IDAT", b"".join(parts))
         + png_chunk(b"IEND", b"")
     )
+
+
+def read_photo(photos_dir: Path, name: str) -> np.ndarray:
+    """A shared test photo as BGR uint8 (fails the test when it cannot be read)."""
+    img = cv2.imread(str(photos_dir / name), cv2.IMREAD_COLOR)
+    assert img is not None, f"cannot read {name}"
+    return img

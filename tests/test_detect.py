@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 import pytest
 import skimage.data
+from media_helpers import read_photo
 
 from emoar.detect import (
     DetectorOptions,
@@ -75,12 +76,6 @@ def yunet() -> Iterator[FaceDetector]:
         yield det
 
 
-def _read(photos_dir: Path, name: str) -> np.ndarray:
-    img = cv2.imread(str(photos_dir / name), cv2.IMREAD_COLOR)
-    assert img is not None, f"cannot read {name}"
-    return img
-
-
 def _check_well_formed(dets: list[Detection], shape: tuple[int, ...], has_landmarks: bool) -> None:
     h, w = shape[:2]
     scores = [d.score for d in dets]
@@ -108,7 +103,7 @@ def _iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
 
 @pytest.mark.parametrize("photo", list(EXPECTED_COUNTS["yunet"]))
 def test_counts_on_real_photos(detector: FaceDetector, photos_dir: Path, photo: str) -> None:
-    img = _read(photos_dir, photo)
+    img = read_photo(photos_dir, photo)
     dets = detector.detect(img)
     lo, hi = EXPECTED_COUNTS[detector.name][photo]
     assert lo <= len(dets) <= hi, f"{detector.name} found {len(dets)} faces in {photo}"
@@ -119,7 +114,7 @@ def test_counts_on_real_photos(detector: FaceDetector, photos_dir: Path, photo: 
 def test_landmark_order_on_portraits(name: str, photos_dir: Path) -> None:
     with create_detector(name) as detector:
         for photo in ("portrait.jpg", "portrait_2.jpg"):
-            (det,) = detector.detect(_read(photos_dir, photo))
+            (det,) = detector.detect(read_photo(photos_dir, photo))
             assert det.landmarks_xy is not None
             le, re, nose, ml, mr = det.landmarks_xy
             assert le[0] < nose[0] < re[0], "eyes: image-left first"
@@ -133,7 +128,7 @@ def test_landmark_order_on_portraits(name: str, photos_dir: Path) -> None:
 @pytest.mark.parametrize("detect_max_side", [160, 320])
 def test_yunet_landmarks_follow_head_roll(photos_dir: Path, detect_max_side: int) -> None:
     """YuNet's raw landmarks barely rotate with the face; the O-net refinement must."""
-    img = _read(photos_dir, "portrait.jpg")
+    img = read_photo(photos_dir, "portrait.jpg")
     h, w = img.shape[:2]
 
     def eye_angle(det: Detection) -> float:
@@ -155,7 +150,7 @@ def test_yunet_landmarks_follow_head_roll(photos_dir: Path, detect_max_side: int
 
 @pytest.mark.parametrize("photo", ["portrait.jpg", "stage_group.jpg"])
 def test_boxes_are_in_original_frame_pixels(detector: FaceDetector, photos_dir: Path, photo: str) -> None:
-    img = _read(photos_dir, photo)
+    img = read_photo(photos_dir, photo)
     big = cv2.resize(img, None, fx=2.0, fy=2.0, interpolation=cv2.INTER_LINEAR)
     small_dets, big_dets = detector.detect(img), detector.detect(big)
     assert len(small_dets) == len(big_dets) > 0
@@ -169,7 +164,7 @@ def test_boxes_are_in_original_frame_pixels(detector: FaceDetector, photos_dir: 
 
 
 def test_downscale_maps_back_exactly(photos_dir: Path) -> None:
-    img = _read(photos_dir, "portrait.jpg")
+    img = read_photo(photos_dir, "portrait.jpg")
     with create_detector(DetectorOptions(detect_max_side=320)) as det:
         (a,) = det.detect(img)
     h, w = img.shape[:2]
@@ -182,7 +177,7 @@ def test_downscale_maps_back_exactly(photos_dir: Path) -> None:
 
 
 def test_boxes_clipped_for_face_cut_by_the_border(yunet: FaceDetector, photos_dir: Path) -> None:
-    img = _read(photos_dir, "portrait.jpg")
+    img = read_photo(photos_dir, "portrait.jpg")
     (full,) = yunet.detect(img)
     cut = np.ascontiguousarray(img[:, int((full.box_xyxy[0] + full.box_xyxy[2]) / 2) - 30 :])
     dets = yunet.detect(cut)
@@ -205,7 +200,7 @@ def test_boxes_clipped_for_face_cut_by_the_border(yunet: FaceDetector, photos_di
     ],
 )
 def test_input_layouts(yunet: FaceDetector, photos_dir: Path, convert) -> None:
-    img = _read(photos_dir, "portrait.jpg")
+    img = read_photo(photos_dir, "portrait.jpg")
     (ref,) = yunet.detect(img)
     dets = yunet.detect(convert(img))
     assert len(dets) == 1
@@ -275,7 +270,7 @@ def test_options_are_frozen_and_resolved() -> None:
 
 
 def test_raw_yunet_landmarks_without_refinement(photos_dir: Path) -> None:
-    img = _read(photos_dir, "portrait.jpg")
+    img = read_photo(photos_dir, "portrait.jpg")
     with create_detector(DetectorOptions(refine_landmarks=False)) as raw_det:
         (raw,) = raw_det.detect(img)
     with create_detector("yunet") as det:
@@ -288,7 +283,7 @@ def test_raw_yunet_landmarks_without_refinement(photos_dir: Path) -> None:
 
 
 def test_min_score_and_min_face_px_filter(photos_dir: Path) -> None:
-    img = _read(photos_dir, "office_group.jpg")  # faces 16-25 px
+    img = read_photo(photos_dir, "office_group.jpg")  # faces 16-25 px
     with create_detector(DetectorOptions(min_face_px=40)) as det:
         assert det.detect(img) == []
     with create_detector(DetectorOptions(min_score=0.3)) as det:
@@ -305,7 +300,7 @@ def test_close_and_context_manager(photos_dir: Path) -> None:
         assert d is det
     det.close()  # idempotent
     with pytest.raises(RuntimeError, match="closed"):
-        det.detect(_read(photos_dir, "portrait_2.jpg"))
+        det.detect(read_photo(photos_dir, "portrait_2.jpg"))
 
 
 def test_yunet_falls_back_to_mtcnn_without_its_model_and_yuface(
@@ -318,7 +313,7 @@ def test_yunet_falls_back_to_mtcnn_without_its_model_and_yuface(
     with det:
         assert det.name == "mtcnn" and det.options.name == "mtcnn"
         assert det.options.min_score == backend_info("mtcnn").min_score
-        assert len(det.detect(_read(photos_dir, "portrait_2.jpg"))) == 1
+        assert len(det.detect(read_photo(photos_dir, "portrait_2.jpg"))) == 1
     assert "falling back to 'mtcnn'" in caplog.text
 
 

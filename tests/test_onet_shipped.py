@@ -6,9 +6,9 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
+from media_helpers import read_photo
 
 from emoar.detect import DetectorOptions, create_detector
 from emoar.detect.onet import SHIPPED_ONET, ONetLandmarks, find_onet_model
@@ -21,8 +21,7 @@ def _faces(photos_dir: Path) -> list[tuple[np.ndarray, np.ndarray]]:
     out = []
     with det:
         for name in ("portrait.jpg", "portrait_2.jpg", "office_group.jpg", "stage_group.jpg"):
-            img = cv2.imread(str(photos_dir / name), cv2.IMREAD_COLOR)
-            assert img is not None, name
+            img = read_photo(photos_dir, name)
             boxes = np.array([f.box_xyxy for f in det.detect(img)], np.float64).reshape(-1, 4)
             out.append((img, boxes))
     assert sum(len(b) for _, b in out) == 21  # 1 + 1 + 8 + 11 faces

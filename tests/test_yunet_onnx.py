@@ -12,6 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from media_helpers import read_photo
 
 from emoar.detect import DetectorOptions, create_detector
 from emoar.detect import yunet as yunet_module
@@ -30,12 +31,6 @@ needs_yuface = pytest.mark.skipif(
 )
 
 
-def _read(photos_dir: Path, name: str) -> np.ndarray:
-    img = cv2.imread(str(photos_dir / name), cv2.IMREAD_COLOR)
-    assert img is not None, f"cannot read {name}"
-    return img
-
-
 def _resize(img: np.ndarray, w: int, h: int) -> np.ndarray:
     interp = cv2.INTER_AREA if w < img.shape[1] else cv2.INTER_LINEAR
     return cv2.resize(img, (w, h), interpolation=interp)
@@ -44,13 +39,13 @@ def _resize(img: np.ndarray, w: int, h: int) -> np.ndarray:
 def _variants(photos_dir: Path) -> Iterator[tuple[str, np.ndarray]]:
     """Each photo at the default detect_max_side (320) plus odd sizes, odd crops and an upscale."""
     for name in PHOTOS:
-        img = _read(photos_dir, name)
+        img = read_photo(photos_dir, name)
         h, w = img.shape[:2]
         s = 320 / max(h, w)
         yield f"{name}@320", _resize(img, round(w * s), round(h * s))
         yield f"{name}@333x251", _resize(img, 333, 251) if w >= h else _resize(img, 251, 333)
         yield f"{name}@crop", np.ascontiguousarray(img[7 : 7 + min(h - 7, 301), 5 : 5 + min(w - 5, 397)])
-    portrait_2 = _read(photos_dir, "portrait_2.jpg")
+    portrait_2 = read_photo(photos_dir, "portrait_2.jpg")
     yield "portrait_2.jpg@x1.37", _resize(portrait_2, 329, 439)
     yield "portrait_2.jpg@97x71", _resize(portrait_2, 97, 71)
 
@@ -159,7 +154,7 @@ def test_same_faces_with_default_options(photos_dir: Path) -> None:
         assert isinstance(det, YuNetDetector) and det.engine == "onnx"
         with YuNetDetector(det.options, engine="ctypes") as ref:
             for name in PHOTOS:
-                img = _read(photos_dir, name)
+                img = read_photo(photos_dir, name)
                 assert len(det.detect(img)) == len(ref.detect(img)), name
 
 
@@ -168,7 +163,7 @@ def test_yunet_runs_on_onnx_without_yuface(monkeypatch: pytest.MonkeyPatch, phot
     assert find_libfacedetection() is None
     with create_detector("yunet") as det:
         assert det.name == "yunet" and isinstance(det, YuNetDetector) and det.engine == "onnx"
-        (face,) = det.detect(_read(photos_dir, "portrait_2.jpg"))
+        (face,) = det.detect(read_photo(photos_dir, "portrait_2.jpg"))
         assert face.score >= 0.6 and face.landmarks_xy is not None
         with pytest.raises(ImportError, match="yuface"):
             det._call(np.zeros((32, 32, 3), np.uint8))
@@ -184,7 +179,7 @@ def test_falls_back_to_the_library_without_the_model(
     opts = DetectorOptions(min_score=0.6, detect_max_side=320, refine_landmarks=False)
     with YuNetDetector(opts) as det:
         assert det.engine == "ctypes"
-        assert len(det.detect(_read(photos_dir, "portrait_2.jpg"))) == 1
+        assert len(det.detect(read_photo(photos_dir, "portrait_2.jpg"))) == 1
     with pytest.raises(ImportError, match="not installed"):
         YuNetDetector(opts, engine="onnx")
     with pytest.raises(ValueError, match="engine"):
