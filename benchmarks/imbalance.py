@@ -6,7 +6,12 @@ same recipe (only ``--balance`` differs), then is measured on FER2013 PrivateTes
 options are also scored with disgust folded into angry, so all four rows share one 6-class
 column. Disgust is 1.5% of the training set.
 
+``--extra synth.npz`` (faces from ``emoar gan synth``) adds options named ``<balance>+synth``:
+the same fine-tuning with those synthetic faces appended to the training split. Whether to keep
+them is decided on PublicTest (its disgust F1 and macro-F1 columns); PrivateTest is reported.
+
 Usage: python benchmarks/imbalance.py --init runs/resnet_fer_v2/best.pt [--epochs 3] [--out runs/imbalance]
+       [--extra runs/synth_disgust.npz --options none,none+synth,weighted,weighted+synth]
 """
 
 from __future__ import annotations
@@ -39,6 +44,22 @@ def _fold(
     return remap[y], p6, keep
 
 
+def _reports(model, meta, ds):  # -> (7-class report or None, 6-class report)
+    from emoar.metrics import classification_report
+    from emoar.train.loop import predict_logits
+
+    labels = tuple(meta["labels"])
+    logits = np.asarray(predict_logits(model.float(), ds.images, meta["mean"], meta["std"]))
+    e = np.exp(logits - logits.max(1, keepdims=True))
+    probs = e / e.sum(1, keepdims=True)
+    y = ds.labels
+    if len(labels) == 6:  # merge6: the model's own 6 classes
+        y, _, _ = _fold(tuple(ds.label_names), y, np.zeros((len(y), 7)))
+        return None, classification_report(y, probs, labels)
+    y6, p6, l6 = _fold(labels, y, probs)
+    return classification_report(y, probs, labels), classification_report(y6, p6, l6)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--init", required=True, help="checkpoint every option starts from")
@@ -47,17 +68,24 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default="runs/imbalance")
     ap.add_argument("--options", default=",".join(OPTIONS))
+    ap.add_argument("--extra", default="", help="synthetic faces (.npz) for the '<balance>+synth' options")
     a = ap.parse_args()
+    for opt in a.options.split(","):
+        base, _, synth = opt.partition("+")
+        if base not in OPTIONS or synth not in ("", "synth"):
+            ap.error(f"unknown option {opt!r}: use {', '.join(OPTIONS)}, each optionally with +synth")
+        if synth and not a.extra:
+            ap.error(f"option {opt!r} needs --extra FILE.npz")
 
-    from emoar.metrics import classification_report
     from emoar.train.data import load_fer2013_csv
-    from emoar.train.loop import TrainConfig, load_checkpoint, predict_logits, train
+    from emoar.train.loop import TrainConfig, load_checkpoint, train
 
-    test = load_fer2013_csv(FER_CSV)["PrivateTest"]
+    splits = load_fer2013_csv(FER_CSV)
+    test, public = splits["PrivateTest"], splits["PublicTest"]
     rows = []
     for opt in a.options.split(","):
         out = os.path.join(a.out, opt)
-        res_file = os.path.join(out, "privatetest.json")
+        res_file = os.path.join(out, "results.json")
         if os.path.isfile(res_file):  # resumable: a finished option is not re-trained
             with open(res_file) as f:
                 res = json.load(f)
@@ -71,25 +99,16 @@ def main() -> None:
                 lr=a.lr,
                 schedule="cosine",
                 soft_labels=0.25,
-                balance=opt,
+                balance=opt.partition("+")[0],
+                extra=a.extra if opt.endswith("+synth") else "",
                 init=a.init,
                 threads=a.threads,
             )
             best = train(cfg, progress=False)
             model, meta = load_checkpoint(best)
-            labels = tuple(meta["labels"])
-            logits = np.asarray(predict_logits(model.float(), test.images, meta["mean"], meta["std"]))
-            e = np.exp(logits - logits.max(1, keepdims=True))
-            probs = e / e.sum(1, keepdims=True)
-            y = test.labels
-            if len(labels) == 6:  # merge6: the model's own 6 classes
-                y, _, _ = _fold(tuple(test.label_names), y, np.zeros((len(y), 7)))
-                rep7 = None
-                rep6 = classification_report(y, probs, labels)
-            else:
-                rep7 = classification_report(y, probs, labels)
-                y6, p6, l6 = _fold(labels, y, probs)
-                rep6 = classification_report(y6, p6, l6)
+
+            rep7, rep6 = _reports(model, meta, test)
+            pub7, pub6 = _reports(model, meta, public)
             res = {
                 "option": opt,
                 "acc7": rep7["accuracy"] if rep7 else None,
@@ -98,6 +117,9 @@ def main() -> None:
                 "disgust_f1": rep7["per_class"]["disgust"]["f1"] if rep7 else None,
                 "acc6": rep6["accuracy"],
                 "f1_6": rep6["macro_f1"],
+                "public_f1_7": pub7["macro_f1"] if pub7 else None,
+                "public_disgust_f1": pub7["per_class"]["disgust"]["f1"] if pub7 else None,
+                "public_f1_6": pub6["macro_f1"],
                 "minutes": round((time.time() - t0) / 60, 1),
             }
             with open(res_file, "w") as f:
@@ -111,11 +133,15 @@ def main() -> None:
                 "-" if res["disgust_f1"] is None else f"{res['disgust_f1']:.3f}",
                 f"{res['acc6']:.4f}",
                 f"{res['f1_6']:.4f}",
+                "-" if res["public_disgust_f1"] is None else f"{res['public_disgust_f1']:.3f}",
+                "-" if res["public_f1_7"] is None else f"{res['public_f1_7']:.4f}",
             ]
         )
     print(
         f"# Imbalance options: {a.epochs} epochs from {a.init}, cosine lr {a.lr}, FER+ soft labels 0.25"
-        f" (command: python benchmarks/imbalance.py --init {a.init} --epochs {a.epochs})"
+        f" (command: python benchmarks/imbalance.py --init {a.init} --epochs {a.epochs}"
+        + (f" --extra {a.extra}" if a.extra else "")
+        + f" --options {a.options})"
     )
     print(f"# machine: {machine()}; FER2013 PrivateTest ({len(test)} faces)\n")
     print(
@@ -128,6 +154,8 @@ def main() -> None:
                 "disgust F1",
                 "acc (6)",
                 "macro-F1 (6)",
+                "PublicTest disgust F1",
+                "PublicTest macro-F1 (7)",
             ],
             rows,
         )

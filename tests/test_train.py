@@ -297,3 +297,43 @@ def test_optimizer_and_schedule_factories() -> None:
         assert all(lr >= 0 for lr in lrs) and (name == "plateau" or lrs[-1] < max(lrs)), (name, lrs)
     with pytest.raises(ValueError, match="Unknown schedule 'linear'"):
         create_scheduler(opt, "linear", lr=1e-2, epochs=3, steps_per_epoch=4)
+
+
+def test_ensemble_export_averages_members(tmp_path: Path, fer_csv: Path) -> None:
+    """Two checkpoints of different architectures exported as one ONNX graph: its probabilities
+    are the members' averaged softmax on real faces (before the file's temperature)."""
+    runs = []
+    for arch, seed in (("cnn_small", "1"), ("resnet_fer", "2")):
+        out = tmp_path / arch
+        r = _emoar("-q", "train", "--data", str(fer_csv), "--epochs", "1", "--limit", "512", "--arch", arch,
+                   "--seed", seed, "--threads", "2", "--out", str(out))  # fmt: skip
+        assert r.returncode == 0, r.stderr
+        runs.append(out / "best.pt")
+    onnx_path = tmp_path / "ens.onnx"
+    r = _emoar(
+        "export", "--checkpoint", ",".join(map(str, runs)), "--weights", "fp16", "--out", str(onnx_path)
+    )
+    assert r.returncode == 0, r.stderr
+    from emoar.classify import ExpressionClassifier, apply_temperature
+    from emoar.train.loop import load_checkpoint, predict_logits
+
+    clf = ExpressionClassifier(onnx_path)
+    assert clf.info.meta.arch == "ensemble(cnn_small+resnet_fer)"
+    faces = load_fer2013_csv(fer_csv)["PrivateTest"].images[:48]
+    members = []
+    for ck in runs:
+        net, meta = load_checkpoint(ck)
+        lg = torch.from_numpy(np.asarray(predict_logits(net.float(), faces, meta["mean"], meta["std"])))
+        members.append(torch.softmax(lg, 1).numpy())
+    ref = apply_temperature((members[0] + members[1]) / 2, clf.info.temperature)
+    got = clf.classify(faces)
+    np.testing.assert_allclose(got.probs, ref, atol=2e-3)  # fp16 weight storage
+    assert got.ood_score.shape == (48,)  # the OOD head is the first member's
+
+    # members that do not fit together are refused with the reason
+    six = tmp_path / "six"
+    r = _emoar("-q", "train", "--data", str(fer_csv), "--epochs", "1", "--limit", "256", "--arch", "cnn_small",
+               "--balance", "merge6", "--threads", "2", "--out", str(six))  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    r = _emoar("export", "--checkpoint", f"{runs[0]},{six / 'best.pt'}", "--out", str(tmp_path / "bad.onnx"))
+    assert r.returncode == 1 and "an ensemble needs the same" in r.stderr

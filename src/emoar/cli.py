@@ -559,6 +559,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         init=args.init or "",
         task=args.task,
         ema_decay=args.ema,
+        extra=args.extra or "",
         augment=AugmentConfig(mix=args.mix, cutout_p=args.cutout),
     )
     try:
@@ -764,6 +765,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     t.add_argument("--init", help="start from the weights of this checkpoint (fine-tuning)")
     t.add_argument(
+        "--extra",
+        help="extra labelled training faces: .npz with 'images' (N, 48, 48) uint8 and 'labels' (N,) "
+        "class names, e.g. from 'emoar gan synth'; several, comma-separated",
+    )
+    t.add_argument(
         "--task",
         default="fer2013",
         choices=["fer2013", "ferplus"],
@@ -817,7 +823,11 @@ def build_parser() -> argparse.ArgumentParser:
     c.set_defaults(func=cmd_calibrate)
 
     x = sub.add_parser("export", help="export a checkpoint to ONNX (+int8) or TF Lite")
-    x.add_argument("--checkpoint", required=True)
+    x.add_argument(
+        "--checkpoint",
+        required=True,
+        help="a checkpoint; several, comma-separated, export an ensemble (probabilities averaged in one graph)",
+    )
     x.add_argument("--format", default="onnx", choices=["onnx", "tflite"])
     x.add_argument("--int8", action="store_true", help="post-training static int8 quantization (ONNX only)")
     x.add_argument(
@@ -867,9 +877,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     from emoar.batch.cli import add_parser as add_batch_parser
     from emoar.train.federated.cli import add_parser as add_federated_parser
+    from emoar.train.stargan_cli import add_parser as add_gan_parser
 
     add_batch_parser(sub)
     add_federated_parser(sub)
+    add_gan_parser(sub)
 
     m = sub.add_parser("models", help="list shipped models with their measured accuracy")
     m.add_argument("--json", action="store_true")

@@ -19,7 +19,14 @@ import numpy.typing as npt
 
 from emoar.labels import FER2013_LABELS, FERPLUS_LABELS, canonical_label
 
-__all__ = ["FaceDataset", "DatasetError", "load_dataset", "load_fer2013_csv", "load_folder"]
+__all__ = [
+    "FaceDataset",
+    "DatasetError",
+    "load_dataset",
+    "load_extra_faces",
+    "load_fer2013_csv",
+    "load_folder",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -80,9 +87,70 @@ class FaceDataset:
             dict(self.extra),
         )
 
+    def concat(self, other: FaceDataset) -> FaceDataset:
+        """This dataset followed by ``other`` (same label names and image size). Rows of one side
+        without soft labels / not-a-face fractions get zeros there (read as "hard label only")."""
+        if other.label_names != self.label_names:
+            raise DatasetError(f"label names differ: {other.label_names} vs {self.label_names}")
+        if other.images.shape[1:] != self.images.shape[1:]:
+            raise DatasetError(f"image size {other.images.shape[1:]} differs from {self.images.shape[1:]}")
+
+        c = len(self.label_names)
+        return FaceDataset(
+            np.concatenate([self.images, other.images]),
+            np.concatenate([self.labels, other.labels]),
+            self.label_names,
+            _cat_rows(self.soft, other.soft, len(self), len(other), (c,)),
+            _cat_rows(self.nf, other.nf, len(self), len(other), ()),
+            f"{self.source}+{other.source}",
+            dict(self.extra),
+        )
+
     def class_counts(self) -> npt.NDArray[np.int64]:
         """Number of images per class, in label order."""
         return np.bincount(self.labels, minlength=len(self.label_names)).astype(np.int64)
+
+
+def _cat_rows(
+    a: npt.NDArray[np.float32] | None,
+    b: npt.NDArray[np.float32] | None,
+    na: int,
+    nb: int,
+    tail: tuple[int, ...],
+) -> npt.NDArray[np.float32] | None:
+    """Concatenate two optional per-row arrays, zero-filling the side that has none."""
+    if a is None and b is None:
+        return None
+    za = a if a is not None else np.zeros((na, *tail), np.float32)
+    zb = b if b is not None else np.zeros((nb, *tail), np.float32)
+    return np.concatenate([za, zb])
+
+
+def load_extra_faces(path: str | os.PathLike[str], label_names: tuple[str, ...]) -> FaceDataset:
+    """Extra labelled faces from an ``.npz`` with ``images`` (N, H, W) uint8 and ``labels`` (N,)
+    class names (what ``emoar gan synth`` writes), indexed by ``label_names``."""
+    p = Path(path)
+    try:
+        with np.load(p, allow_pickle=False) as z:
+            images, names = z["images"], z["labels"]
+    except FileNotFoundError as e:
+        raise DatasetError(f"{p}: no such file") from e
+    except (OSError, ValueError, KeyError) as e:
+        raise DatasetError(
+            f"{p}: expected an .npz with 'images' (N, H, W) uint8 and 'labels' (N,) names ({e})"
+        ) from e
+    if images.ndim != 3 or images.dtype != np.uint8 or names.shape != (len(images),):
+        raise DatasetError(
+            f"{p}: expected 'images' (N, H, W) uint8 and 'labels' (N,), got {images.shape} {images.dtype} "
+            f"and {names.shape}"
+        )
+    unknown = sorted({str(n) for n in names} - set(label_names))
+    if unknown:
+        raise DatasetError(
+            f"{p}: unknown class name(s) {', '.join(unknown)}; expected {', '.join(label_names)}"
+        )
+    labels = np.array([label_names.index(str(n)) for n in names], dtype=np.int64)
+    return FaceDataset(images, labels, label_names, source=f"extra:{p.name}")
 
 
 def _cache_dir() -> Path:

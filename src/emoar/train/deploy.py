@@ -66,6 +66,28 @@ class _Deployed(nn.Module):
         return probs, rmd, ood, f
 
 
+class _Ensemble(nn.Module):
+    """Several networks as one graph: their probabilities averaged. ``rmd``, ``ood`` and
+    ``features`` are the first member's (its OOD statistics were fitted on those features).
+
+    Each later member sees the input re-normalised from the first member's pixel statistics
+    to its own (``x * scale + shift``)."""
+
+    def __init__(self, first: nn.Module, others: list[FerNet], renorm: list[tuple[float, float]]) -> None:
+        super().__init__()
+        self.first = first
+        self.others = nn.ModuleList(others)
+        self.renorm = [(float(a), float(b)) for a, b in renorm]
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        probs, rmd, ood, f = self.first(x)
+        total = probs
+        for net, (a, b) in zip(self.others, self.renorm, strict=True):
+            xi = x if (a, b) == (1.0, 0.0) else x * a + b
+            total = total + torch.softmax(net(xi), dim=1)
+        return total / (1 + len(self.others)), rmd, ood, f
+
+
 class _NamedOutputs(nn.Module):
     """LiteRT names a signature's inputs after ``forward``'s arguments and its outputs after
     the keys of a returned dict; this gives the TF Lite file the ONNX file's names."""
@@ -108,7 +130,7 @@ class Deployable:
 
 
 def prepare_export(
-    checkpoint: str | os.PathLike[str],
+    checkpoint: str | os.PathLike[str] | list[str],
     *,
     train_images: np.ndarray,
     train_labels: np.ndarray,
@@ -122,7 +144,9 @@ def prepare_export(
     """Load ``checkpoint``, fit the OOD statistics and build the deployable module + metadata.
 
     Args:
-        checkpoint: a ``best.pt``/``last.pt`` written by ``emoar train``.
+        checkpoint: a ``best.pt``/``last.pt`` written by ``emoar train``; a list of several
+            (same labels and input size) makes an ensemble: one graph averaging their
+            probabilities, with the OOD head fitted on the first one's features.
         train_images: (N, H, W) uint8 training faces to fit the OOD Gaussians on.
         train_labels: (N,) their labels.
         calib_images: (M, H, W) uint8 held-out real faces (PublicTest) that calibrate the
@@ -137,11 +161,28 @@ def prepare_export(
             (e.g. :func:`emoar.train.negatives.low_resolution_faces`).
 
     Raises:
-        ValueError: unreadable checkpoint.
+        ValueError: unreadable checkpoint, or ensemble members that do not fit together.
     """
-    model, meta = load_checkpoint(checkpoint)
+    paths = [str(p) for p in checkpoint] if isinstance(checkpoint, list) else [str(checkpoint)]
+    if not paths:
+        raise ValueError("no checkpoint given")
+    model, meta = load_checkpoint(paths[0])
     model = model.float().eval()
     labels = meta["labels"]
+    others: list[FerNet] = []
+    renorm: list[tuple[float, float]] = []
+    archs = [str(meta["arch"])]
+    for p in paths[1:]:
+        m, mm = load_checkpoint(p)
+        if list(mm["labels"]) != list(labels) or list(mm["input_size"]) != list(meta["input_size"]):
+            raise ValueError(
+                f"{p}: labels {mm['labels']} / input {mm['input_size']} differ from {paths[0]}'s "
+                f"{labels} / {meta['input_size']}; an ensemble needs the same"
+            )
+        others.append(m.float().eval())
+        # x0 = (u - mean0) / std0  ->  xi = (u - mean_i) / std_i = x0 * std0/std_i + (mean0 - mean_i)/std_i
+        renorm.append((meta["std"] / mm["std"], (meta["mean"] - mm["mean"]) / mm["std"]))
+        archs.append(str(mm["arch"]))
 
     def features(images: np.ndarray) -> np.ndarray:
         return np.asarray(predict_logits(model, images, meta["mean"], meta["std"], features=True)[1])
@@ -163,12 +204,12 @@ def prepare_export(
         quantiles = ood_quantiles(ood.rmd(cfeats))
     h, w = (int(v) for v in meta["input_size"])
     model_meta = ModelMeta(
-        name=name or Path(checkpoint).stem,
+        name=name or Path(paths[0]).stem,
         labels=tuple(labels),
         input_size=(h, w),
         mean=float(meta["mean"]),
         std=float(meta["std"]),
-        arch=meta["arch"],
+        arch=meta["arch"] if not others else "ensemble(" + "+".join(archs) + ")",
         color="gray",
         ood_method="relative_mahalanobis+outlier_exposure" if nonface is not None else "relative_mahalanobis",
         ood_output="ood",
@@ -179,8 +220,11 @@ def prepare_export(
         metrics=metrics or {"val_acc": meta.get("val_acc")},
         format_version=FORMAT_VERSION,
     )
+    deployed: nn.Module = _Deployed(model, ood, nonface).eval()
+    if others:
+        deployed = _Ensemble(deployed, others, renorm).eval()
     return Deployable(
-        _Deployed(model, ood, nonface).eval(),
+        deployed,
         model_meta,
         (h, w),
         float(meta["mean"]),

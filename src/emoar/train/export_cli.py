@@ -78,8 +78,9 @@ class ExportInputs:
     task: str = "fer2013"
     calibration_limit: int = 0
 
-    def prepare(self, checkpoint: str | os.PathLike[str], *, name: str | None = None) -> Deployable:
-        """:func:`emoar.train.export.prepare_export` of ``checkpoint`` fitted on these faces."""
+    def prepare(self, checkpoint: str | os.PathLike[str] | list[str], *, name: str | None = None) -> Deployable:
+        """:func:`emoar.train.export.prepare_export` of ``checkpoint`` (a list: an ensemble)
+        fitted on these faces."""
         from emoar.train.export import prepare_export
 
         return prepare_export(
@@ -185,7 +186,9 @@ def run_export(
     """Export a checkpoint; returns the written file.
 
     Args:
-        checkpoint: ``best.pt``/``last.pt`` written by ``emoar train``.
+        checkpoint: ``best.pt``/``last.pt`` written by ``emoar train``; several, comma-separated,
+            export an ensemble (one graph averaging their probabilities; the OOD statistics,
+            training data and calibration faces are the first one's).
         fmt: ``onnx`` or ``tflite``.
         out: output file (default: the checkpoint's path with ``.onnx``, ``.int8.onnx`` or
             ``.tflite``).
@@ -219,10 +222,13 @@ def run_export(
             "TF Lite export needs the LiteRT converter (litert-torch), which is not installed: "
             "pip install 'emoar[tflite]'"
         )
-    inputs = load_export_inputs(checkpoint, data)
+    paths = [p.strip() for p in checkpoint.split(",") if p.strip()]
+    if not paths:
+        raise ValueError("no checkpoint given")
+    inputs = load_export_inputs(paths[0], data)
     suffix = {"onnx": ".int8.onnx" if int8 else ".onnx", "tflite": ".tflite"}[fmt]
-    outp = Path(out) if out else Path(checkpoint).with_suffix(suffix)
-    dep = inputs.prepare(checkpoint, name=name or outp.stem)
+    outp = Path(out) if out else Path(paths[0]).with_suffix(suffix)
+    dep = inputs.prepare(paths if len(paths) > 1 else paths[0], name=name or outp.stem)
     if fmt == "tflite":
         return save_tflite(dep, outp)
     if not int8:

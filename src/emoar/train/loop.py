@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from emoar.preprocess import normalize, unit_scale
 from emoar.train.augment import AugmentConfig, augment_batch, mix_batch
 from emoar.train.checkpoint import load_checkpoint, model_from_checkpoint, read_checkpoint
-from emoar.train.data import FaceDataset, load_dataset
+from emoar.train.data import FaceDataset, load_dataset, load_extra_faces
 from emoar.train.ema import ModelEma
 from emoar.train.nets import create_model
 from emoar.train.optim import create_optimizer, create_scheduler
@@ -81,6 +81,8 @@ class TrainConfig:
     # faces are computed once and mixed into the targets (no teacher forward per step, which
     # doubles the cost of an epoch on a CPU)
     kd_offline: bool = False
+    # extra labelled training faces (.npz, e.g. 'emoar gan synth'); commas: several files
+    extra: str = ""
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
     def to_dict(self) -> dict[str, Any]:
@@ -183,11 +185,17 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True, max_
         raise ValueError(f"{cfg.data}: no training split found (need Usage=Training rows or train/)")
     tr = splits["Training"]
     va = splits.get("PublicTest")
+    n_real = len(tr)
+    for path in [p.strip() for p in cfg.extra.split(",") if p.strip()]:
+        more = load_extra_faces(path, tr.label_names)
+        tr = tr.concat(more)
+        logger.info("Added %d extra training faces from %s", len(more), path)
     if cfg.balance == "merge6":
         tr = _merge6(tr)
         va = _merge6(va) if va is not None else None
     if cfg.limit:
-        tr = tr.subset(np.arange(min(cfg.limit, len(tr))))
+        keep = np.arange(min(cfg.limit, n_real))  # the first N real faces, and every extra one
+        tr = tr.subset(np.concatenate([keep, np.arange(n_real, len(tr))]))
         if va is not None:
             va = va.subset(np.arange(min(max(cfg.limit // 4, 64), len(va))))
     labels = tr.label_names

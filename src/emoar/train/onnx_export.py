@@ -24,7 +24,14 @@ logger = logging.getLogger(__name__)
 FP16_MIN_ELEMENTS = 1024
 
 
-def store_weights_fp16(model: Any, *, prefix: str = "net.", min_elements: int = FP16_MIN_ELEMENTS) -> int:
+#: Where the networks' weights sit in an exported graph: a single model's ``net.``, an
+#: ensemble's first member ``first.net.`` and the others ``others.<i>.`` (the OOD head is outside).
+BACKBONE_PREFIXES = ("net.", "first.net.", "others.")
+
+
+def store_weights_fp16(
+    model: Any, *, prefix: str | tuple[str, ...] = BACKBONE_PREFIXES, min_elements: int = FP16_MIN_ELEMENTS
+) -> int:
     """Store the backbone's large float32 weights as float16, each behind a ``Cast`` to float32.
 
     The graph still computes in float32: onnxruntime folds the casts at load time, so speed
