@@ -122,3 +122,14 @@ def test_extra_faces_bad_files(tmp_path: Path) -> None:
     np.savez(tmp_path / "ok.npz", images=np.zeros((2, 48, 48), np.uint8), labels=np.array(["disgust"] * 2))
     ds = load_extra_faces(tmp_path / "ok.npz", labels)
     assert ds.labels.tolist() == [1, 1] and len(ds) == 2
+
+
+def test_gan_train_cli_errors(tmp_path: Path) -> None:
+    r = _emoar(
+        "gan", "train", "--data", str(tmp_path / "none.csv"), "--out", str(tmp_path / "o"), "--steps", "2"
+    )
+    assert r.returncode == 1 and "not found" in r.stderr
+    r = _emoar("gan", "train", "--data", str(tmp_path), "--out", str(tmp_path / "o"), "--steps", "0")
+    assert r.returncode == 1 and "--steps must be >= 1" in r.stderr
+    r = _emoar("gan", "train", "--data", str(tmp_path), "--out", str(tmp_path / "o"), "--resume")
+    assert r.returncode == 1 and "no checkpoint" in r.stderr
