@@ -78,7 +78,9 @@ class ExportInputs:
     task: str = "fer2013"
     calibration_limit: int = 0
 
-    def prepare(self, checkpoint: str | os.PathLike[str] | list[str], *, name: str | None = None) -> Deployable:
+    def prepare(
+        self, checkpoint: str | os.PathLike[str] | list[str], *, name: str | None = None
+    ) -> Deployable:
         """:func:`emoar.train.export.prepare_export` of ``checkpoint`` (a list: an ensemble)
         fitted on these faces."""
         from emoar.train.export import prepare_export
