@@ -192,8 +192,8 @@ def train_stargan(cfg: GanConfig, *, resume: bool = False, max_minutes: float = 
     ``steps``: it continues up to ``cfg.steps`` (more than before extends a finished run).
 
     Stops cleanly when ``max_minutes`` of wall time have passed (0 = no limit), after saving.
-    Every ``save_every`` steps it logs the losses and the discriminator's accuracy on the
-    target class of the fakes (how often the translation reads as the asked-for expression).
+    Every ``save_every`` steps it logs the losses and how often the fakes are classified as
+    their target class (by the judge with ``classifier``, else by the discriminator's head).
     """
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -262,12 +262,14 @@ def train_stargan(cfg: GanConfig, *, resume: bool = False, max_minutes: float = 
         yt = torch.from_numpy(rng.choice(present, cfg.batch_size)).long()
         ct, cs = _one_hot(yt, nc), _one_hot(y, nc)
 
+        # one generator pass serves both updates: G does not change before its own step
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            fake, a = g(x, ct)
+
         # discriminator: real vs fake, and the class of real faces
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            with torch.no_grad():
-                fake, _ = g(x, ct)
             src_r, cls_r = d(x)
-            src_f, _ = d(fake)
+            src_f, _ = d(fake.detach())
         src_r, cls_r, src_f = src_r.float(), cls_r.float(), src_f.float()
         d_adv = F.mse_loss(src_r, torch.ones_like(src_r)) + F.mse_loss(src_f, torch.zeros_like(src_f))
         d_cls = F.cross_entropy(cls_r, y)
@@ -277,7 +279,6 @@ def train_stargan(cfg: GanConfig, *, resume: bool = False, max_minutes: float = 
 
         # generator: fool D, be read as the target class, come back to the input
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            fake, a = g(x, ct)
             src_f, cls_f = d(fake)
             rec, _ = g(fake, cs)
         src_f, cls_f, rec, a = src_f.float(), cls_f.float(), rec.float(), a.float()
