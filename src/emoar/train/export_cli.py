@@ -230,7 +230,7 @@ def run_export(
     inputs = load_export_inputs(paths[0], data)
     suffix = {"onnx": ".int8.onnx" if int8 else ".onnx", "tflite": ".tflite"}[fmt]
     outp = Path(out) if out else Path(paths[0]).with_suffix(suffix)
-    dep = inputs.prepare(paths if len(paths) > 1 else paths[0], name=name or outp.stem)
+    dep = inputs.prepare(paths, name=name or outp.stem)  # one path: a plain model
     if fmt == "tflite":
         return save_tflite(dep, outp)
     if not int8:

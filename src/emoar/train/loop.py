@@ -108,6 +108,11 @@ def resolve_device(name: str, threads: int = 0) -> torch.device:
     return torch.device(name)
 
 
+def _comma_list(value: str) -> list[str]:
+    """``"a.pt, b.pt"`` -> ``["a.pt", "b.pt"]`` (the config's comma-separated path lists)."""
+    return [p.strip() for p in value.split(",") if p.strip()]
+
+
 def _seed_all(seed: int) -> torch.Generator:
     random.seed(seed)
     np.random.seed(seed)
@@ -186,7 +191,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True, max_
     tr = splits["Training"]
     va = splits.get("PublicTest")
     n_real = len(tr)
-    for path in [p.strip() for p in cfg.extra.split(",") if p.strip()]:
+    for path in _comma_list(cfg.extra):
         more = load_extra_faces(path, tr.label_names)
         tr = tr.concat(more)
         logger.info("Added %d extra training faces from %s", len(more), path)
@@ -214,13 +219,13 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True, max_
 
     teacher = None
     teacher_probs = None
-    paths = [p for p in cfg.teacher.split(",") if p.strip()] if cfg.teacher else []
+    paths = _comma_list(cfg.teacher)
     if len(paths) > 1 and not cfg.kd_offline:
         raise ValueError(
             "several teachers (an ensemble) need kd_offline: their probabilities are averaged once"
         )
     for path in paths:
-        teacher, tmeta = load_checkpoint(path.strip())
+        teacher, tmeta = load_checkpoint(path)
         if tuple(tmeta["labels"]) != tuple(labels):
             raise ValueError(f"Teacher labels {tmeta['labels']} differ from {labels}")
         if cfg.kd_offline:
