@@ -12,7 +12,11 @@ tracks it reports and the share of frames detected in full. With ``--peers`` the
 through `fer`'s own pipeline (``FER(mtcnn=False)`` = Haar cascade + its mini-Xception,
 ``FER(mtcnn=True)`` = facenet-pytorch's MTCNN) reading and writing the video with OpenCV, in the
 separate venv that ``benchmarks/peers/setup_fer.sh`` creates (TensorFlow is no dependency of
-emoar); each row prints its ratio to emoar's default.
+emoar); each row prints its ratio to emoar's default. ``--floor`` adds two rows that bound
+what any analysis can reach on this machine: the same interpreter starting and importing
+``emoar.cli`` then exiting, and that plus decoding the clip and encoding every frame with the
+reader and writer ``emoar video`` uses (``VideoSource`` + ``prefetch``, ``ThreadedSink`` over
+``VideoSink``), with no detection, classification or drawing.
 """
 
 from __future__ import annotations
@@ -82,6 +86,34 @@ def emoar_row(clip: str, frames: int, detector: str, every: int, tmp: str) -> di
     }
 
 
+FLOOR_IO = """
+import sys
+import emoar.cli  # noqa: F401  (the same imports as `emoar video`)
+from emoar.io.video import ThreadedSink, VideoSink, VideoSource, prefetch
+src = VideoSource(sys.argv[1])
+with ThreadedSink(VideoSink(sys.argv[2], fps=src.fps, resolution_wh=src.resolution_wh)) as sink:
+    for _, _, frame in prefetch(src):
+        sink.write(frame)
+"""
+
+
+def floor_rows(clip: str, frames: int, tmp: str) -> list[list[str]]:
+    """Start-up alone, and start-up + decode + encode with no analysis (1 thread)."""
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    rows = []
+    for what, cmd in (
+        ("floor: start, import emoar.cli, exit", [sys.executable, "-c", "import emoar.cli"]),
+        (
+            "floor: start + decode + encode, no analysis",
+            [sys.executable, "-c", FLOOR_IO, clip, os.path.join(tmp, "floor.mp4")],
+        ),
+    ):
+        wall, rss, _ = timed(cmd, env)
+        fps = f"{frames / wall:.1f}" if "decode" in what else "-"
+        rows.append([what, fps, f"{wall:.2f}", "-", "-", f"{rss:.0f}", "-"])
+    return rows
+
+
 def peer_row(clip: str, frames: int, mtcnn: bool, tmp: str) -> dict[str, float | str] | None:
     if not os.path.exists(PEER_PY):
         return None
@@ -118,6 +150,7 @@ def main() -> None:
         "--configs", default="yunet:1,yunet:5,blazeface:5", help="detector:detect_every, comma-separated"
     )
     ap.add_argument("--peers", action="store_true", help="add fer's pipeline (benchmarks/peers/setup_fer.sh)")
+    ap.add_argument("--floor", action="store_true", help="add start-up and video I/O rows with no analysis")
     a = ap.parse_args()
     configs = parse_configs(a.configs)
     rows = []
@@ -138,6 +171,8 @@ def main() -> None:
                         "-",
                     ]
                 )
+            if a.floor:
+                rows.extend([name, *r] for r in floor_rows(clip, a.frames, tmp))
             if a.peers:
                 for mtcnn in (False, True):
                     p = peer_row(clip, a.frames, mtcnn, tmp)

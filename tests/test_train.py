@@ -216,6 +216,45 @@ def test_offline_distillation_targets(tmp_path: Path, fer_csv: Path) -> None:
     assert r.returncode == 1 and "--kd-alpha must be in [0, 1]" in r.stderr
 
 
+MEMBER = REPO / "checkpoints" / "members" / "resnet_fer_fmix_s13_c2.pt"
+
+
+def test_online_ensemble_teacher(tmp_path: Path, fer_csv: Path) -> None:
+    """Several online teachers: each sees the student's batch in its own normalisation, their
+    softened probabilities are averaged, and no gradient reaches them."""
+    from emoar.preprocess import normalize, unit_scale
+    from emoar.train.loop import _teacher_probs, load_checkpoint
+
+    tr = load_fer2013_csv(fer_csv)["Training"].subset(np.arange(64))
+    u = torch.from_numpy(unit_scale(tr.images))
+    nets = [load_checkpoint(p) for p in (TEACHER, MEMBER)]
+    teachers = []
+    for net, meta in nets:
+        net.float().eval().requires_grad_(False)
+        teachers.append((net, float(meta["mean"]), float(meta["std"])))
+    # the student's own statistics differ from both teachers'
+    x = normalize(u, 0.3, 0.2)
+    got = _teacher_probs(teachers, x, 0.3, 0.2, 2.0)
+    with torch.no_grad():
+        ref = sum(torch.softmax(net(normalize(u, m, s)) / 2.0, 1) for net, m, s in teachers) / 2
+    torch.testing.assert_close(got, ref, atol=1e-4, rtol=1e-4)
+    np.testing.assert_allclose(got.sum(1).numpy(), 1.0, atol=1e-5)
+    assert not got.requires_grad
+    # the two teachers disagree on some faces, so the average is not either one alone
+    one = _teacher_probs(teachers[:1], x, 0.3, 0.2, 2.0)
+    assert float((got - one).abs().max()) > 0.01
+
+    out = tmp_path / "kd_online"
+    r = _emoar(
+        "-q", "train", "--data", str(fer_csv), "--epochs", "1", "--limit", "256", "--out", str(out),
+        "--teacher", f"{TEACHER},{MEMBER}", "--kd-alpha", "0.8", "--kd-temperature", "2", "--threads", "2",
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    ck = torch.load(out / "last.pt", map_location="cpu", weights_only=False)
+    assert ck["config"]["teacher"] == f"{TEACHER},{MEMBER}" and ck["config"]["kd_offline"] is False
+    assert np.isfinite(ck["history"][-1]["train_loss"])
+
+
 def test_gradcam_highlights_where_the_evidence_is() -> None:
     """A net that only sees the top-left quadrant: Grad-CAM must put its mass there."""
     from emoar.train.gradcam import gradcam

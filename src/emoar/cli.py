@@ -717,7 +717,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument(
         "--arch",
         default="resnet_fer",
-        help="architecture (resnet_fer, resnet_fer_m, vgg_fer, mobilenetv2_fer, vit_tiny_fer, cnn_small)",
+        help="architecture (resnet_fer, resnet_fer_m, vgg_fer, mobilenetv2_fer, vit_tiny_fer, vit_small_fer, cnn_small)",
     )
     t.add_argument("--epochs", type=int, default=30)
     t.add_argument("--out", default="runs/train", help="output folder (checkpoints, history)")
@@ -751,7 +751,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument(
         "--teacher",
         help="checkpoint of a stronger model to distil from; several, comma-separated, distil "
-        "their averaged probabilities (an ensemble; needs --kd-offline)",
+        "their averaged probabilities (an ensemble); online, each teacher sees the student's "
+        "augmented batch in its own normalisation",
     )
     t.add_argument(
         "--kd-alpha", type=float, default=0.5, help="weight of the teacher in the loss/targets (0-1)"

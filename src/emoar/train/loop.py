@@ -31,7 +31,7 @@ from emoar.train.augment import AugmentConfig, augment_batch, mix_batch
 from emoar.train.checkpoint import load_checkpoint, model_from_checkpoint, read_checkpoint
 from emoar.train.data import FaceDataset, load_dataset, load_extra_faces
 from emoar.train.ema import ModelEma
-from emoar.train.nets import create_model
+from emoar.train.nets import FerNet, create_model
 from emoar.train.optim import create_optimizer, create_scheduler
 from emoar.train.predict import offline_teacher_probs, predict_logits
 
@@ -137,6 +137,22 @@ def _merge6(ds: FaceDataset) -> FaceDataset:
     return FaceDataset(ds.images, remap[ds.labels], names, soft, ds.nf, ds.source + ":merge6")
 
 
+@torch.no_grad()
+def _teacher_probs(
+    teachers: list[tuple[FerNet, float, float]], x: torch.Tensor, mean: float, std: float, t: float
+) -> torch.Tensor:
+    """The online teachers' temperature-softened probabilities on the student's batch ``x``
+    (the same augmented, mixed view), each teacher fed the batch in its own normalisation,
+    averaged over the teachers."""
+    out = None
+    for net, tmean, tstd in teachers:
+        xt = x if (tmean, tstd) == (mean, std) else (x * std + (mean - tmean)) / tstd
+        p = F.softmax(net(xt).float() / t, 1)
+        out = p if out is None else out + p
+    assert out is not None
+    return out / len(teachers)
+
+
 def _targets(
     ds: FaceDataset, idx: np.ndarray, cfg: TrainConfig, teacher_probs: np.ndarray | None = None
 ) -> torch.Tensor:
@@ -217,13 +233,10 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True, max_
         logger.info("Initialised %d/%d tensors from %s", len(take), len(own), cfg.init)
     ema = ModelEma(model, cfg.ema_decay) if cfg.ema_decay > 0 else None
 
-    teacher = None
+    # online teachers: (model, mean, std) each; an ensemble's softened probabilities are averaged
+    teachers: list[tuple[FerNet, float, float]] = []
     teacher_probs = None
     paths = _comma_list(cfg.teacher)
-    if len(paths) > 1 and not cfg.kd_offline:
-        raise ValueError(
-            "several teachers (an ensemble) need kd_offline: their probabilities are averaged once"
-        )
     for path in paths:
         teacher, tmeta = load_checkpoint(path)
         if tuple(tmeta["labels"]) != tuple(labels):
@@ -235,9 +248,10 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True, max_
                 probs / len(paths) if teacher_probs is None else teacher_probs + probs / len(paths)
             )
             logger.info("Offline teacher targets of %s for %d faces (%.0fs)", path, len(tr), time.time() - t0)
-            teacher = None
         else:
             teacher = teacher.to(device).to(memory_format=mem).eval()  # type: ignore[call-overload]
+            teacher.requires_grad_(False)
+            teachers.append((teacher, float(tmeta["mean"]), float(tmeta["std"])))
 
     counts = tr.class_counts().astype(np.float64)
     class_w = None
@@ -308,22 +322,16 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True, max_
             y = y.to(device)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16 or device.type == "cuda"):
                 logits = model(x)
-                tlog = teacher(x) if teacher is not None else None
+                tprob = _teacher_probs(teachers, x, mean, std, cfg.kd_temperature) if teachers else None
             logits = logits.float()
             logp = F.log_softmax(logits, 1)
             per = -(y * logp)
             if class_w is not None:
                 per = per * class_w.to(device)
             loss = per.sum(1).mean()
-            if tlog is not None:
+            if tprob is not None:
                 t = cfg.kd_temperature
-                kd = (
-                    F.kl_div(
-                        F.log_softmax(logits / t, 1), F.softmax(tlog.float() / t, 1), reduction="batchmean"
-                    )
-                    * t
-                    * t
-                )
+                kd = F.kl_div(F.log_softmax(logits / t, 1), tprob, reduction="batchmean") * t * t
                 loss = (1 - cfg.kd_alpha) * loss + cfg.kd_alpha * kd
             opt.zero_grad(set_to_none=True)
             loss.backward()

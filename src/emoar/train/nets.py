@@ -242,3 +242,10 @@ class ViTFer(FerNet):
 def vit_tiny_fer(num_classes: int = 7, **kw: object) -> FerNet:
     """ViT-tiny-style transformer, ~2.8 M params."""
     return ViTFer(num_classes, **kw)  # type: ignore[arg-type]
+
+
+@register_model
+def vit_small_fer(num_classes: int = 7, **kw: object) -> FerNet:
+    """ViT-small-style transformer (width 384, 6 heads; 6 blocks as ``vit_tiny_fer``), ~10.8 M
+    params: the seed's second ViT, for a machine with a GPU."""
+    return ViTFer(num_classes, **{"dim": 384, "heads": 6, **kw})  # type: ignore[arg-type]
