@@ -103,9 +103,12 @@ def blend_onto(frame: npt.NDArray[np.uint8], src: Patch, x: int, y: int) -> None
     if x0 >= x1 or y0 >= y1:
         return
     s = src[y0 - y : y1 - y, x0 - x : x1 - x]
-    roi = frame[y0:y1, x0:x1].astype(np.float32)
-    roi *= 1.0 - s[..., 3:4]
-    roi += s[..., :3]
+    # OpenCV's planar ops on contiguous planes: numpy's broadcasts over the strided channel views
+    # of the (h, w, 4) patch cost about twice as much, for the same float32 results
+    b, g, r, a = cv2.split(s)
+    inv = 1.0 - a
+    roi = cv2.multiply(frame[y0:y1, x0:x1].astype(np.float32), cv2.merge((inv, inv, inv)))
+    roi = cv2.add(roi, cv2.merge((b, g, r)))
     roi += 0.5  # round to nearest; premultiplied maths keeps values <= 255.5, so no clip needed
     frame[y0:y1, x0:x1] = roi.astype(np.uint8)
 
