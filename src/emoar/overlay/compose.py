@@ -107,10 +107,10 @@ def blend_onto(frame: npt.NDArray[np.uint8], src: Patch, x: int, y: int) -> None
     # of the (h, w, 4) patch cost about twice as much, for the same float32 results
     b, g, r, a = cv2.split(s)
     inv = 1.0 - a
-    roi = cv2.multiply(frame[y0:y1, x0:x1].astype(np.float32), cv2.merge((inv, inv, inv)))
-    roi = cv2.add(roi, cv2.merge((b, g, r)))
-    roi += 0.5  # round to nearest; premultiplied maths keeps values <= 255.5, so no clip needed
-    frame[y0:y1, x0:x1] = roi.astype(np.uint8)
+    kept = cv2.multiply(frame[y0:y1, x0:x1].astype(np.float32), cv2.merge((inv, inv, inv)))
+    out = np.asarray(cv2.add(kept, cv2.merge((b, g, r))), np.float32)  # no copy: already float32
+    out += 0.5  # round to nearest; premultiplied maths keeps values <= 255.5, so no clip needed
+    frame[y0:y1, x0:x1] = out.astype(np.uint8)
 
 
 def resize(patch: Patch, width: int, height: int) -> Patch:
