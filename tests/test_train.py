@@ -222,26 +222,25 @@ MEMBER = REPO / "checkpoints" / "members" / "resnet_fer_fmix_s13_c2.pt"
 def test_online_ensemble_teacher(tmp_path: Path, fer_csv: Path) -> None:
     """Several online teachers: each sees the student's batch in its own normalisation, their
     softened probabilities are averaged, and no gradient reaches them."""
-    from emoar.preprocess import normalize, unit_scale
+    from emoar.preprocess import normalize, renormalization, unit_scale
     from emoar.train.loop import _teacher_probs, load_checkpoint
 
     tr = load_fer2013_csv(fer_csv)["Training"].subset(np.arange(64))
     u = torch.from_numpy(unit_scale(tr.images))
     nets = [load_checkpoint(p) for p in (TEACHER, MEMBER)]
-    teachers = []
-    for net, meta in nets:
+    for net, _ in nets:
         net.float().eval().requires_grad_(False)
-        teachers.append((net, float(meta["mean"]), float(meta["std"])))
     # the student's own statistics differ from both teachers'
+    teachers = [(net, *renormalization(0.3, 0.2, meta["mean"], meta["std"])) for net, meta in nets]
     x = normalize(u, 0.3, 0.2)
-    got = _teacher_probs(teachers, x, 0.3, 0.2, 2.0)
+    got = _teacher_probs(teachers, x, 2.0)
     with torch.no_grad():
-        ref = sum(torch.softmax(net(normalize(u, m, s)) / 2.0, 1) for net, m, s in teachers) / 2
+        ref = sum(torch.softmax(net(normalize(u, m["mean"], m["std"])) / 2.0, 1) for net, m in nets) / 2
     torch.testing.assert_close(got, ref, atol=1e-4, rtol=1e-4)
     np.testing.assert_allclose(got.sum(1).numpy(), 1.0, atol=1e-5)
     assert not got.requires_grad
     # the two teachers disagree on some faces, so the average is not either one alone
-    one = _teacher_probs(teachers[:1], x, 0.3, 0.2, 2.0)
+    one = _teacher_probs(teachers[:1], x, 2.0)
     assert float((got - one).abs().max()) > 0.01
 
     out = tmp_path / "kd_online"

@@ -17,7 +17,16 @@ import numpy.typing as npt
 
 from emoar.io.pixels import to_gray as to_gray_pixels
 
-__all__ = ["TTA_MODES", "normalize", "preprocess", "resolve_tta", "to_gray", "tta_views", "unit_scale"]
+__all__ = [
+    "TTA_MODES",
+    "normalize",
+    "preprocess",
+    "renormalization",
+    "resolve_tta",
+    "to_gray",
+    "tta_views",
+    "unit_scale",
+]
 
 TTA_MODES = ("none", "flip", "crops")
 CROP_SHIFT = 2  # pixels, at 48x48: the four shifted "crops" of the ten-crop mode
@@ -48,6 +57,14 @@ def normalize(x: Any, mean: float, std: float) -> Any:
     if isinstance(x, np.ndarray):
         return (x - np.float32(mean)) / np.float32(std)
     return (x - float(mean)) / float(std)
+
+
+def renormalization(mean: float, std: float, to_mean: float, to_std: float) -> tuple[float, float]:
+    """``(scale, shift)`` that take input normalised with ``mean``/``std`` to the normalisation
+    of another network (``to_mean``/``to_std``): ``normalize(u, to_mean, to_std) ==
+    normalize(u, mean, std) * scale + shift``; ``(1.0, 0.0)`` when the statistics agree."""
+    # (u - m1) / s1 = ((u - m0) / s0) * s0 / s1 + (m0 - m1) / s1
+    return float(std) / float(to_std), (float(mean) - float(to_mean)) / float(to_std)
 
 
 def preprocess(crops: npt.NDArray[np.uint8], mean: float, std: float) -> npt.NDArray[np.float32]:

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from emoar.modelmeta import FORMAT_VERSION, ModelMeta
+from emoar.preprocess import renormalization
 from emoar.train.checkpoint import load_checkpoint
 from emoar.train.nets import FerNet
 from emoar.train.ood import DEFAULT_OOD_THRESHOLD, NonFaceHead, OodStats, fit_nonface, fit_ood, ood_quantiles
@@ -180,8 +181,7 @@ def prepare_export(
                 f"{labels} / {meta['input_size']}; an ensemble needs the same"
             )
         others.append(m.float().eval())
-        # x0 = (u - mean0) / std0  ->  xi = (u - mean_i) / std_i = x0 * std0/std_i + (mean0 - mean_i)/std_i
-        renorm.append((meta["std"] / mm["std"], (meta["mean"] - mm["mean"]) / mm["std"]))
+        renorm.append(renormalization(meta["mean"], meta["std"], mm["mean"], mm["std"]))
         archs.append(str(mm["arch"]))
 
     def features(images: np.ndarray) -> np.ndarray:

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from emoar.preprocess import normalize, unit_scale
+from emoar.preprocess import normalize, renormalization, unit_scale
 from emoar.train.augment import AugmentConfig, augment_batch, mix_batch
 from emoar.train.checkpoint import load_checkpoint, model_from_checkpoint, read_checkpoint
 from emoar.train.data import FaceDataset, load_dataset, load_extra_faces
@@ -138,15 +138,14 @@ def _merge6(ds: FaceDataset) -> FaceDataset:
 
 
 @torch.no_grad()
-def _teacher_probs(
-    teachers: list[tuple[FerNet, float, float]], x: torch.Tensor, mean: float, std: float, t: float
-) -> torch.Tensor:
+def _teacher_probs(teachers: list[tuple[FerNet, float, float]], x: torch.Tensor, t: float) -> torch.Tensor:
     """The online teachers' temperature-softened probabilities on the student's batch ``x``
-    (the same augmented, mixed view), each teacher fed the batch in its own normalisation,
-    averaged over the teachers."""
+    (the same augmented, mixed view), averaged over the teachers. Each teacher is
+    ``(net, scale, shift)``: it is fed ``x * scale + shift``, the batch in its own normalisation
+    (:func:`emoar.preprocess.renormalization`)."""
     out = None
-    for net, tmean, tstd in teachers:
-        xt = x if (tmean, tstd) == (mean, std) else (x * std + (mean - tmean)) / tstd
+    for net, scale, shift in teachers:
+        xt = x if (scale, shift) == (1.0, 0.0) else x * scale + shift
         p = F.softmax(net(xt).float() / t, 1)
         out = p if out is None else out + p
     assert out is not None
@@ -233,7 +232,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True, max_
         logger.info("Initialised %d/%d tensors from %s", len(take), len(own), cfg.init)
     ema = ModelEma(model, cfg.ema_decay) if cfg.ema_decay > 0 else None
 
-    # online teachers: (model, mean, std) each; an ensemble's softened probabilities are averaged
+    # online teachers: (model, scale, shift) each; an ensemble's softened probabilities are averaged
     teachers: list[tuple[FerNet, float, float]] = []
     teacher_probs = None
     paths = _comma_list(cfg.teacher)
@@ -251,7 +250,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True, max_
         else:
             teacher = teacher.to(device).to(memory_format=mem).eval()  # type: ignore[call-overload]
             teacher.requires_grad_(False)
-            teachers.append((teacher, float(tmeta["mean"]), float(tmeta["std"])))
+            teachers.append((teacher, *renormalization(mean, std, tmeta["mean"], tmeta["std"])))
 
     counts = tr.class_counts().astype(np.float64)
     class_w = None
@@ -322,7 +321,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True, max_
             y = y.to(device)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16 or device.type == "cuda"):
                 logits = model(x)
-                tprob = _teacher_probs(teachers, x, mean, std, cfg.kd_temperature) if teachers else None
+                tprob = _teacher_probs(teachers, x, cfg.kd_temperature) if teachers else None
             logits = logits.float()
             logp = F.log_softmax(logits, 1)
             per = -(y * logp)
