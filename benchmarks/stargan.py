@@ -40,10 +40,8 @@ def main() -> None:
     judge, gan_info = "", ""
     if a.gan:
         st = torch.load(a.gan, map_location="cpu", weights_only=False)
-        judge = (
-            os.path.abspath(st["config"].get("classifier") or "") if st["config"].get("classifier") else ""
-        )
         c = st["config"]
+        judge = os.path.abspath(c["classifier"]) if c.get("classifier") else ""
         gan_info = (
             f"{st['step']} steps of batch {c['batch_size']}, width {c['width']}, {c['res_blocks']} res blocks, "
             f"judge {c.get('classifier') or 'the discriminator'}"
@@ -58,13 +56,13 @@ def main() -> None:
         name = name or os.path.basename(path)
         net, meta = load_checkpoint(path)
         labels = list(meta["labels"])
+        tag = " (the judge)" if judge and os.path.abspath(path) == judge else ""
         for what, images in (
             ("synthetic", synth.images),
             ("real PublicTest, other classes", public.images[sources]),
         ):
             lg = np.asarray(predict_logits(net.float(), images, meta["mean"], meta["std"]))
             share = np.bincount(lg.argmax(1), minlength=len(labels)) / len(images)
-            tag = " (the judge)" if judge and os.path.abspath(path) == judge else ""
             rows.append([f"{name}{tag}", f"{what} ({len(images)})", *[f"{s:.3f}" for s in share]])
     print(f"# How classifiers read {len(synth)} synthetic '{public.label_names[target]}' faces ({a.synth})")
     print(

@@ -101,15 +101,16 @@ def floor_rows(clip: str, frames: int, tmp: str) -> list[list[str]]:
     """Start-up alone, and start-up + decode + encode with no analysis (1 thread)."""
     env = dict(os.environ, OMP_NUM_THREADS="1")
     rows = []
-    for what, cmd in (
-        ("floor: start, import emoar.cli, exit", [sys.executable, "-c", "import emoar.cli"]),
+    for what, cmd, has_frames in (
+        ("floor: start, import emoar.cli, exit", [sys.executable, "-c", "import emoar.cli"], False),
         (
             "floor: start + decode + encode, no analysis",
             [sys.executable, "-c", FLOOR_IO, clip, os.path.join(tmp, "floor.mp4")],
+            True,
         ),
     ):
         wall, rss, _ = timed(cmd, env)
-        fps = f"{frames / wall:.1f}" if "decode" in what else "-"
+        fps = f"{frames / wall:.1f}" if has_frames else "-"
         rows.append([what, fps, f"{wall:.2f}", "-", "-", f"{rss:.0f}", "-"])
     return rows
 
