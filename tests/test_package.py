@@ -83,3 +83,21 @@ def test_expression_covers_every_shipped_label() -> None:
         from emoar.classify import read_model_info
 
         assert set(read_model_info(m.path).labels) <= values, m.name
+
+
+def test_shipped_model_files_stay_within_the_size_budget() -> None:
+    """The brief's budget: every model file the package ships (classifiers and detectors; the
+    npm-vendored browser runtime is not ours) adds up to at most ~20 MB."""
+    from pathlib import Path
+
+    import emoar
+
+    root = Path(emoar.__file__).parent
+    files = [
+        p
+        for p in root.rglob("*")
+        if p.suffix in (".onnx", ".tflite", ".pt", ".npz") and "vendor" not in p.parts
+    ]
+    assert any(p.name == "yunet.onnx" for p in files) and len(files) >= 5
+    total = sum(p.stat().st_size for p in files)
+    assert total <= 20e6, f"{total / 1e6:.1f} MB of model files: " + ", ".join(sorted(p.name for p in files))
