@@ -359,8 +359,11 @@ def test_ensemble_export_averages_members(tmp_path: Path, fer_csv: Path) -> None
     assert clf.info.meta.arch == "ensemble(cnn_small+resnet_fer)"
     faces = load_fer2013_csv(fer_csv)["PrivateTest"].images[:48]
     members = []
-    for ck in runs:
+    stored = clf.info.metrics["members"]  # each member's selection, not the first's as the whole's
+    assert len(stored) == 2 and "publictest_accuracy" not in clf.info.metrics
+    for ck, rec in zip(runs, stored, strict=True):
         net, meta = load_checkpoint(ck)
+        assert rec == {"publictest_accuracy": pytest.approx(meta["val_acc"]), "epochs": meta["epoch"]}
         lg = torch.from_numpy(np.asarray(predict_logits(net.float(), faces, meta["mean"], meta["std"])))
         members.append(torch.softmax(lg, 1).numpy())
     ref = apply_temperature((members[0] + members[1]) / 2, clf.info.temperature)

@@ -130,6 +130,11 @@ class Deployable:
         return self.meta.to_props()
 
 
+def checkpoint_metrics(meta: dict[str, Any]) -> dict[str, Any]:
+    """What a checkpoint records of its selection: PublicTest accuracy and the epoch."""
+    return {"publictest_accuracy": meta.get("val_acc"), "epochs": meta.get("epoch")}
+
+
 def prepare_export(
     checkpoint: str | os.PathLike[str] | list[str],
     *,
@@ -152,7 +157,8 @@ def prepare_export(
         train_labels: (N,) their labels.
         calib_images: (M, H, W) uint8 held-out real faces (PublicTest) that calibrate the
             distance -> score mapping (never the test split).
-        metrics: measured metrics to store (e.g. PublicTest accuracy).
+        metrics: measured metrics of the (first) checkpoint to store (default: its PublicTest
+            accuracy and epoch); an ensemble stores ``{"members": [...]}``, one entry per member.
         name: model name stored in the metadata (default: the checkpoint's file stem).
         ood_threshold: score above which a face is reported uncertain.
         negatives: non-face (N, H, W) uint8 patches by source (see
@@ -173,6 +179,7 @@ def prepare_export(
     others: list[FerNet] = []
     renorm: list[tuple[float, float]] = []
     archs = [str(meta["arch"])]
+    member_metrics = [metrics or checkpoint_metrics(meta)]
     for p in paths[1:]:
         m, mm = load_checkpoint(p)
         if list(mm["labels"]) != list(labels) or list(mm["input_size"]) != list(meta["input_size"]):
@@ -183,6 +190,7 @@ def prepare_export(
         others.append(m.float().eval())
         renorm.append(renormalization(meta["mean"], meta["std"], mm["mean"], mm["std"]))
         archs.append(str(mm["arch"]))
+        member_metrics.append(checkpoint_metrics(mm))
 
     def features(images: np.ndarray) -> np.ndarray:
         return np.asarray(predict_logits(model, images, meta["mean"], meta["std"], features=True)[1])
@@ -217,7 +225,8 @@ def prepare_export(
         ood_quantiles=tuple(quantiles),
         ood_threshold=float(ood_threshold),
         train_source=str(meta.get("train_source", "")),
-        metrics=metrics or {"val_acc": meta.get("val_acc")},
+        # an ensemble's own accuracy is not any member's: store each member's, in order
+        metrics={"members": member_metrics} if others else member_metrics[0],
         format_version=FORMAT_VERSION,
     )
     deployed: nn.Module = _Deployed(model, ood, nonface).eval()

@@ -108,6 +108,7 @@ def load_export_inputs(checkpoint: str | os.PathLike[str], data: str | None = No
     Raises:
         ValueError: unreadable checkpoint or data.
     """
+    from emoar.train.deploy import checkpoint_metrics
     from emoar.train.loop import read_checkpoint
 
     ck = read_checkpoint(checkpoint)
@@ -143,7 +144,7 @@ def load_export_inputs(checkpoint: str | os.PathLike[str], data: str | None = No
         train_labels=tr.labels[fit_idx],
         ood_calib_images=va.images[va_face],
         quant_calib_images=tr.images[calib_idx],
-        metrics={"publictest_accuracy": meta.get("val_acc"), "epochs": meta.get("epoch")},
+        metrics=checkpoint_metrics(meta),
         negatives=negatives,
         extra_faces=extra_faces,
         data=str(data) if "PublicTest" in splits else "",
