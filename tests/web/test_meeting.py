@@ -329,6 +329,51 @@ def test_retention_deletes_expired_rooms(tmp_path: Path) -> None:
     store.close()
 
 
+def test_a_dead_process_reported_by_another_shows_its_participants_left_once(tmp_path: Path) -> None:
+    """The ``gone`` op (published by the first process to find another one's heartbeat expired):
+    the participants whose sockets were on that process show as left, the host hears it once,
+    and the op applied again (or for a process that held nothing) changes nothing."""
+    from emoar.meeting.rooms import RoomHub
+    from emoar.meeting.store import RoomStore
+
+    store = RoomStore(tmp_path / "db")
+    hub = RoomHub(store, tuple(LABELS))
+    room = hub.create("Across", visibility="host")
+    rid = room["room_id"]
+    ann = hub.join(rid, room["join_code"], "Ann")
+    bob = hub.join(rid, room["join_code"], "Bob")
+    host = hub.connect(hub.authenticate(rid, room["host_token"]))
+    pids = {
+        name: hub.authenticate(rid, j["participant_token"]).participant
+        for name, j in (("Ann", ann), ("Bob", bob))
+    }
+    now = time.time()
+    hub.apply({"op": "online", "room": rid, "w": "B", "pid": pids["Ann"], "n": 1, "t": now})
+    hub.apply({"op": "online", "room": rid, "w": "C", "pid": pids["Bob"], "n": 1, "t": now})
+
+    def drain() -> list[dict[str, Any]]:
+        out = []
+        while not host.queue.empty():
+            out.append(json.loads(host.queue.get_nowait()))
+        return out
+
+    def statuses() -> dict[str, str]:
+        view = hub.snapshot(hub.authenticate(rid, room["host_token"]))
+        return {t["name"]: t["status"] for t in view["participants"]}
+
+    drain()
+    assert statuses() == {"Ann": "waiting", "Bob": "waiting"}  # online, no state sent yet
+    hub.apply({"op": "gone", "room": rid, "w": "B"})
+    assert statuses() == {"Ann": "left", "Bob": "waiting"}
+    left = [m for m in drain() if m["type"] == "presence"]
+    assert [(m["name"], m["status"]) for m in left] == [("Ann", "left")]
+    hub.apply({"op": "gone", "room": rid, "w": "B"})
+    hub.apply({"op": "gone", "room": rid, "w": "nobody"})
+    assert statuses() == {"Ann": "left", "Bob": "waiting"}
+    assert [m for m in drain() if m["type"] == "presence"] == []
+    store.close()
+
+
 def test_idle_sockets_are_closed_and_pings_keep_them(make_app: Callable[..., Any], data_dir: Path) -> None:
     from websockets.exceptions import ConnectionClosed
 

@@ -610,3 +610,51 @@ def test_upload_result_fits_a_phone_screen(browser: Any, live_server: Any, photo
     assert width <= 412, f"the result page scrolls sideways: {width} px"
     assert page.locator("#faces tbody tr").count() == 8  # the wide table scrolls inside its box
     context.close()
+
+
+def test_every_shipped_model_runs_on_device_as_in_python(
+    live_page: tuple[Any, PageLog], fer_csv: Path
+) -> None:
+    """Each model of GET /v1/models (float, int8, the ensembles' QDQ graphs) in onnxruntime-web
+    gives, on real FER2013 faces, the calibrated probabilities and OOD scores of onnxruntime."""
+    from emoar.classify import ExpressionClassifier
+    from emoar.models import list_models
+    from emoar.train.data import load_fer2013_csv
+
+    page, log = live_page
+    if not on_device_available(page):
+        pytest.skip("on-device mode unavailable: front-end packages not vendored (run scripts/setup.sh)")
+    faces = load_fer2013_csv(fer_csv)["PrivateTest"].images[:12]
+    got = page.evaluate(
+        """async (pixels) => {
+            const A = await import('/static/js/align.js');
+            const O = await import('/static/js/ondevice.js');
+            const catalog = await (await fetch('/v1/models')).json();
+            const out = {};
+            for (const info of catalog.models) {
+                const session = await ort.InferenceSession.create(info.onnx_url, {executionProviders: ['wasm']});
+                const n = pixels.length / (48 * 48);
+                const x = new Float32Array(pixels.length);
+                for (let i = 0; i < n; i++) {
+                    A.preprocessInto(x, i * 48 * 48, Uint8Array.from(pixels.slice(i * 2304, (i + 1) * 2304)), info.mean, info.std);
+                }
+                const r = await session.run({[session.inputNames[0]]: new ort.Tensor('float32', x, [n, 1, 48, 48])});
+                const k = info.labels.length, probs = [], ood = [];
+                for (let i = 0; i < n; i++) {
+                    probs.push(O.calibrated(Array.from(r.probs.data.slice(i * k, (i + 1) * k)), info.temperature));
+                    ood.push(info.ood_quantiles.length ? A.oodScore(r[info.ood_output].data[i], info.ood_quantiles) : 0);
+                }
+                out[info.name] = {probs, ood};
+            }
+            return out;
+        }""",
+        faces.reshape(-1).tolist(),
+    )
+    shipped = {m.name: m for m in list_models()}
+    assert set(got) == set(shipped), "the page's catalogue is the shipped registry"
+    for name, res in got.items():
+        ref = ExpressionClassifier(shipped[name].path).classify(faces)
+        np.testing.assert_allclose(np.array(res["probs"]), ref.probs, atol=0.02, err_msg=name)
+        assert np.abs(np.array(res["ood"]) - ref.ood_score).max() < 0.1, name
+        assert (np.array(res["probs"]).argmax(1) == ref.probs.argmax(1)).mean() >= 11 / 12, name
+    assert log.errors == [], log.errors

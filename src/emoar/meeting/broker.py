@@ -13,8 +13,9 @@ host, all on the same database) runs a :class:`RedisBroker`:
   process that starts or restarts while a room runs loads it: the room looks the same from every
   process at once;
 * each process renews ``<prefix>:worker:<id>`` every few seconds (expiring after
-  ``worker_ttl_s``); when one stops renewing (killed, host down), the others drop its sockets, so
-  its participants show as *left* instead of staying online for ever.
+  ``worker_ttl_s``); when one stops renewing (killed, host down), the first process to notice
+  drops its sockets and publishes that (a ``gone`` op per room), so every process shows its
+  participants as *left* at once instead of online for ever.
 
 Every op carries absolute values with their time, so an op applied twice, or one already in the
 hash a process loaded, changes nothing. The database stays the record of rooms, tokens and
@@ -256,6 +257,9 @@ class RedisBroker:
                 for worker in await self._dead(hub.remote_workers()):
                     logger.info("broker: process %s stopped; its sockets are dropped", worker)
                     for room_id in hub.worker_gone(worker):
+                        # tell the others now rather than at their own next beat (up to a third of
+                        # the TTL later), so every process shows the participants as left at once
+                        self.publish({"op": "gone", "room": room_id, "w": worker})
                         keys: list[str] = await self.redis.hkeys(self._key(room_id))  # type: ignore[assignment]  # decode_responses=True
                         fields = [f for f in keys if f.startswith(f"o:{worker}:")]
                         if fields:

@@ -466,6 +466,8 @@ class RoomHub:
             self._state(live, op["pid"], op["state"], op["t"], op["changed"])
         elif kind == "react":
             self._reaction(live, op["pid"], op["reaction"], op["t"])
+        elif kind == "gone":  # another process found that one dead first
+            self._drop_worker(live, op["w"])
         elif kind == "end":
             live.row.ended_at = op["t"]
             for c in list(live.conns):
@@ -578,16 +580,18 @@ class RoomHub:
     def worker_gone(self, worker: str) -> list[str]:
         """Drop the sockets of a process that stopped (its heartbeat expired); returns the rooms
         it had sockets in."""
-        rooms = []
-        for live in list(self._live.values()):
-            counts = live.online.get(worker)
-            if not counts:
-                continue
-            rooms.append(live.row.id)
-            for pid in [p for p, n in counts.items() if n]:
-                self._set_online(live, worker, pid, 0, time.time())
-            live.online.pop(worker, None)
-        return rooms
+        return [live.row.id for live in list(self._live.values()) if self._drop_worker(live, worker)]
+
+    def _drop_worker(self, live: _Live, worker: str) -> bool:
+        """Set every socket count of ``worker`` in ``live`` to 0 (its participants there show as
+        left); False when it held none (already dropped: applying this twice changes nothing)."""
+        counts = live.online.get(worker)
+        if not counts:
+            return False
+        for pid in [p for p, n in counts.items() if n]:
+            self._set_online(live, worker, pid, 0, time.time())
+        live.online.pop(worker, None)
+        return True
 
     def loaded_rooms(self) -> list[str]:
         """The rooms this process holds live state of."""
