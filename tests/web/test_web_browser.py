@@ -633,10 +633,10 @@ def test_every_shipped_model_runs_on_device_as_in_python(
             const out = {};
             for (const info of catalog.models) {
                 const session = await ort.InferenceSession.create(info.onnx_url, {executionProviders: ['wasm']});
-                const n = pixels.length / (48 * 48);
+                const px = 48 * 48, n = pixels.length / px;
                 const x = new Float32Array(pixels.length);
                 for (let i = 0; i < n; i++) {
-                    A.preprocessInto(x, i * 48 * 48, Uint8Array.from(pixels.slice(i * 2304, (i + 1) * 2304)), info.mean, info.std);
+                    A.preprocessInto(x, i * px, Uint8Array.from(pixels.slice(i * px, (i + 1) * px)), info.mean, info.std);
                 }
                 const r = await session.run({[session.inputNames[0]]: new ort.Tensor('float32', x, [n, 1, 48, 48])});
                 const k = info.labels.length, probs = [], ood = [];

@@ -17,7 +17,7 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -58,7 +58,6 @@ class ExportInputs:
         train_labels: their labels.
         ood_calib_images: held-out faces (PublicTest) that calibrate the OOD score.
         quant_calib_images: training faces that calibrate int8 activation ranges.
-        metrics: measured metrics stored in the file.
         negatives: non-face patches by source for the face / non-face discriminator
             (:func:`emoar.train.negatives.non_face_patches`).
         extra_faces: low-resolution training faces for the discriminator's face side.
@@ -71,7 +70,6 @@ class ExportInputs:
     train_labels: np.ndarray
     ood_calib_images: np.ndarray
     quant_calib_images: np.ndarray
-    metrics: dict[str, Any]
     negatives: dict[str, np.ndarray]
     extra_faces: np.ndarray
     data: str = ""
@@ -90,7 +88,6 @@ class ExportInputs:
             train_images=self.train_images,
             train_labels=self.train_labels,
             calib_images=self.ood_calib_images,
-            metrics=self.metrics,
             name=name,
             negatives=self.negatives,
             extra_faces=self.extra_faces,
@@ -108,11 +105,9 @@ def load_export_inputs(checkpoint: str | os.PathLike[str], data: str | None = No
     Raises:
         ValueError: unreadable checkpoint or data.
     """
-    from emoar.train.deploy import checkpoint_metrics
     from emoar.train.loop import read_checkpoint
 
     ck = read_checkpoint(checkpoint)
-    meta = ck["meta"]
     data = data or ck.get("config", {}).get("data")
     if not data:
         raise ValueError("--data is required: the checkpoint does not record its training data")
@@ -144,7 +139,6 @@ def load_export_inputs(checkpoint: str | os.PathLike[str], data: str | None = No
         train_labels=tr.labels[fit_idx],
         ood_calib_images=va.images[va_face],
         quant_calib_images=tr.images[calib_idx],
-        metrics=checkpoint_metrics(meta),
         negatives=negatives,
         extra_faces=extra_faces,
         data=str(data) if "PublicTest" in splits else "",
