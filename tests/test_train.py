@@ -332,9 +332,39 @@ def test_optimizer_and_schedule_factories() -> None:
             opt.step()
             sched.step(0.5) if name == "plateau" else sched.step()
             lrs.append(opt.param_groups[0]["lr"])
-        assert all(lr >= 0 for lr in lrs) and (name == "plateau" or lrs[-1] < max(lrs)), (name, lrs)
+        # budget: the loop sets the rate from the clock (test_budget_schedule_...); constant here
+        assert all(lr >= 0 for lr in lrs) and (name in ("plateau", "budget") or lrs[-1] < max(lrs)), (
+            name,
+            lrs,
+        )
     with pytest.raises(ValueError, match="Unknown schedule 'linear'"):
         create_scheduler(opt, "linear", lr=1e-2, epochs=3, steps_per_epoch=4)
+
+
+def test_budget_schedule_is_time_boxed(tmp_path: Path, fer_csv: Path) -> None:
+    """--schedule budget: a cosine over wall-clock time; the run stops when the budget is spent,
+    long before its upper bound of epochs, with the rate annealed."""
+    from emoar.train.loop import budget_factor
+
+    assert budget_factor(0.0) < 0.05 and budget_factor(0.03) == pytest.approx(0.998, abs=0.01)
+    assert budget_factor(0.5) == pytest.approx(0.5, abs=1e-6) and budget_factor(1.0) == 0.0
+    assert budget_factor(2.0) == 0.0 and budget_factor(0.2) > budget_factor(0.6) > budget_factor(0.9)
+
+    out = tmp_path / "budget"
+    args = ["-q", "train", "--data", str(fer_csv), "--limit", "256", "--batch-size", "32", "--out", str(out)]
+    r = _emoar(*args, "--schedule", "budget")
+    assert r.returncode == 1 and "--schedule budget and --budget-minutes" in r.stderr
+    r = _emoar(*args, "--schedule", "budget", "--budget-minutes", "0.1", "--epochs", "500", "--threads", "2",
+               "--weight-decay", "0.005", "--mix", "fmix")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    ck = torch.load(out / "last.pt", map_location="cpu", weights_only=False)
+    hist = ck["history"]
+    assert 1 < len(hist) < 500
+    assert ck["train_seconds"] == pytest.approx(sum(h["seconds"] for h in hist), rel=0.05)
+    assert 6.0 <= ck["train_seconds"] < 6.0 + 2 * max(h["seconds"] for h in hist)
+    lrs = [h["lr"] for h in hist]
+    assert lrs[-1] < 0.35 * max(lrs) and max(lrs) <= 3e-3
+    assert ck["config"]["weight_decay"] == 0.005 and ck["config"]["budget_minutes"] == 0.1
 
 
 def test_ensemble_export_averages_members(tmp_path: Path, fer_csv: Path) -> None:

@@ -535,6 +535,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise CliError(f"--kd-temperature must be > 0, got {args.kd_temperature}")
     if args.kd_offline and not args.teacher:
         raise CliError("--kd-offline needs --teacher CHECKPOINT")
+    if (args.schedule == "budget") != (args.budget_minutes > 0):
+        raise CliError("--schedule budget and --budget-minutes M (> 0) go together")
+    if args.weight_decay < 0:
+        raise CliError(f"--weight-decay must be >= 0, got {args.weight_decay}")
     cfg = TrainConfig(
         data=args.data,
         out=args.out,
@@ -543,7 +547,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         optimizer=args.optimizer,
         lr=args.lr,
+        weight_decay=args.weight_decay,
         schedule=args.schedule,
+        budget_minutes=args.budget_minutes,
         label_smoothing=args.label_smoothing,
         balance=args.balance,
         soft_labels=args.soft_labels,
@@ -736,7 +742,21 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--batch-size", type=int, default=128)
     t.add_argument("--optimizer", default="adamw", choices=["adamw", "sgd"])
     t.add_argument("--lr", type=float, default=3e-3)
-    t.add_argument("--schedule", default="onecycle", choices=["onecycle", "cosine", "step", "plateau"])
+    t.add_argument(
+        "--schedule",
+        default="onecycle",
+        choices=["onecycle", "cosine", "step", "plateau", "budget"],
+        help="budget: cosine over --budget-minutes of wall-clock time, then stop (--epochs is an upper bound)",
+    )
+    t.add_argument(
+        "--budget-minutes",
+        type=float,
+        default=0,
+        help="wall-clock training time of the budget schedule (a time-boxed run, e.g. on a borrowed GPU)",
+    )
+    t.add_argument(
+        "--weight-decay", type=float, default=5e-4, help="AdamW's decoupled / SGD's L2 weight decay"
+    )
     t.add_argument("--label-smoothing", type=float, default=0.1)
     t.add_argument("--balance", default="none", choices=["none", "weighted", "sampler", "merge6"])
     t.add_argument(

@@ -1,4 +1,5 @@
-"""Batch augmentations on CPU tensors (N, 1, H, W) in [0, 1]; cheap enough for 2 cores.
+"""Batch augmentations on tensors (N, 1, H, W) in [0, 1], on the batch's device (the
+generator must live there too); cheap enough for 2 cores.
 
 Geometric: flip, random affine (rotation/scale/shift, one ``grid_sample`` per batch), random
 crop. Photometric: brightness/contrast/gamma. Occlusion: cutout. Mixing: mixup, cutmix, fmix.
@@ -94,10 +95,12 @@ def mix_batch(
     if cfg.mix == "none" or torch.rand(1, generator=gen).item() > cfg.mix_p:
         return x, y
     lam = float(torch.distributions.Beta(cfg.mix_alpha, cfg.mix_alpha).sample().item())
-    perm = torch.randperm(x.shape[0], generator=gen)
+    # the draws come from the (CPU) generator; the batch and targets may live on a GPU
+    perm = torch.randperm(x.shape[0], generator=gen).to(x.device)
+    yperm = perm.to(y.device)
     h, w = x.shape[2:]
     if cfg.mix == "mixup":
-        return lam * x + (1 - lam) * x[perm], lam * y + (1 - lam) * y[perm]
+        return lam * x + (1 - lam) * x[perm], lam * y + (1 - lam) * y[yperm]
     if cfg.mix == "cutmix":
         rh, rw = int(h * math.sqrt(1 - lam)), int(w * math.sqrt(1 - lam))
         cy = int(torch.randint(h, (1,), generator=gen))
@@ -111,4 +114,5 @@ def mix_batch(
     else:
         raise ValueError(f"Unknown mix {cfg.mix!r}; choose none, mixup, cutmix or fmix")
     lam_eff = float(mask.mean())
-    return x * mask + x[perm] * (1 - mask), lam_eff * y + (1 - lam_eff) * y[perm]
+    mask = mask.to(x.device)
+    return x * mask + x[perm] * (1 - mask), lam_eff * y + (1 - lam_eff) * y[yperm]

@@ -27,8 +27,12 @@ class ModelEma:
         self.updates += 1
         d = min(self.decay, (1 + self.updates) / (10 + self.updates))  # warm-up as in timm
         msd = model.state_dict()
+        ema_f, src_f = [], []
         for k, v in self.module.state_dict().items():
             if v.dtype.is_floating_point:
-                v.mul_(d).add_(msd[k].detach(), alpha=1 - d)
+                ema_f.append(v)
+                src_f.append(msd[k].detach())
             else:
                 v.copy_(msd[k])
+        # one fused kernel per dtype group instead of two per tensor (timm's ModelEmaV3 does the same)
+        torch._foreach_lerp_(ema_f, src_f, 1.0 - d)

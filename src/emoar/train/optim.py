@@ -11,7 +11,7 @@ import torch
 __all__ = ["OPTIMIZERS", "SCHEDULES", "create_optimizer", "create_scheduler"]
 
 OPTIMIZERS = ("adamw", "sgd")
-SCHEDULES = ("onecycle", "cosine", "step", "plateau")
+SCHEDULES = ("onecycle", "cosine", "step", "plateau", "budget")
 
 
 def create_optimizer(
@@ -40,7 +40,9 @@ def create_scheduler(
     * ``onecycle``: OneCycle to ``lr`` with 15% warm-up;
     * ``cosine``: one epoch of linear warm-up, then cosine decay to 0 over the run;
     * ``step``: x0.1 every third of the run;
-    * ``plateau``: x0.5 after 2 epochs without a gain.
+    * ``plateau``: x0.5 after 2 epochs without a gain;
+    * ``budget``: a constant factor here; the training loop sets each step's rate from the
+      share of its wall-clock budget spent (:func:`emoar.train.loop.budget_factor`).
 
     Raises:
         ValueError: unknown ``name`` (the message lists :data:`SCHEDULES`).
@@ -58,4 +60,6 @@ def create_scheduler(
         )
     if name == "plateau":
         return torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="max", factor=0.5, patience=2)
-    raise ValueError(f"Unknown schedule {name!r}; choose onecycle, cosine, step or plateau")
+    if name == "budget":
+        return torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
+    raise ValueError(f"Unknown schedule {name!r}; choose onecycle, cosine, step, plateau or budget")
