@@ -11,10 +11,11 @@ FER+ majority labels (8 classes). A checkpoint with more classes than the task (
 FER2013) is scored on the task's classes: its other columns are dropped and the rest renormalised.
 
 ``--calibrate`` temperature-scales each member with its own T, fitted on PublicTest, before the
-average (what ``emoar export --calibrate-members`` bakes into a graph): members trained with
+average (measured here only; the exported ensembles average plain probabilities, since this
+has not beaten them on PublicTest, see the README): members trained with
 different mixing are not equally over-confident, and a plain average lets the most confident one
 speak loudest. ``--weight NAME=W`` weighs a member in every combination it is in (default 1; the
-average is ``sum(w_i p_i) / sum(w_i)``, ``emoar export --member-weights``). ``--fit-weights``
+average is ``sum(w_i p_i) / sum(w_i)``). ``--fit-weights``
 fits the weights of all the checkpoints together on PublicTest (the first stays at 1; grid
 search of the others, one at a time, minimising the negative log-likelihood) and adds a row for
 them on the split. Temperatures and weights are always fitted on PublicTest, so

@@ -59,7 +59,7 @@ def _reconstruct(res: np.ndarray) -> np.ndarray:
     return out.astype(np.uint8)
 
 
-def pack(csv_path: Path, out: Path) -> None:
+def pack(csv_path: Path, out: Path, splits: tuple[str, ...] = SPLITS) -> None:
     votes_path = csv_path.parent / "ferplus_fer2013new.csv"
     images, labels, usage = [], [], []
     with gzip.open(csv_path, "rt", newline="") as f:
@@ -69,7 +69,7 @@ def pack(csv_path: Path, out: Path) -> None:
             images.append(np.array(row[1].split(), dtype=np.uint8).reshape(48, 48))
             labels.append(int(row[0]))
             usage.append(row[2].strip())
-    keep = np.array([u in SPLITS for u in usage])
+    keep = np.array([u in splits for u in usage])
     x = np.stack(images)[keep]
     vote_lines = votes_path.read_text().splitlines()
     kept_votes = [vote_lines[0]] + [line for line, k in zip(vote_lines[1:], keep, strict=True) if k]
@@ -81,7 +81,8 @@ def pack(csv_path: Path, out: Path) -> None:
         xz=np.frombuffer(blob, np.uint8),
         shape=np.array(x.shape),
         labels=np.array(labels, np.int8)[keep],
-        usage=np.array([SPLITS.index(u) for u, k in zip(usage, keep, strict=True) if k], np.int8),
+        usage=np.array([splits.index(u) for u, k in zip(usage, keep, strict=True) if k], np.int8),
+        splits=np.array(splits),
         votes=np.frombuffer(gzip.compress("\n".join(kept_votes).encode() + b"\n"), np.uint8),
         sha256=np.array(hashlib.sha256(x.tobytes()).hexdigest()),
     )
@@ -90,6 +91,7 @@ def pack(csv_path: Path, out: Path) -> None:
 
 def unpack(pack_path: Path, out_dir: Path) -> Path:
     z = np.load(pack_path)
+    splits = tuple(str(v) for v in z["splits"]) if "splits" in z.files else SPLITS
     shape = tuple(int(v) for v in z["shape"])
     res = np.frombuffer(lzma.decompress(z["xz"].tobytes()), np.uint8).reshape(shape)
     x = _reconstruct(res)
@@ -105,7 +107,7 @@ def unpack(pack_path: Path, out_dir: Path) -> Path:
     buf = io.BytesIO()
     buf.write(b"emotion,pixels,Usage\n")
     for lab, px, u in zip(z["labels"], text, z["usage"], strict=True):
-        buf.write(f"{int(lab)},".encode() + px.tobytes() + f",{SPLITS[int(u)]}\n".encode())
+        buf.write(f"{int(lab)},".encode() + px.tobytes() + f",{splits[int(u)]}\n".encode())
     csv_path = out_dir / "fer2013.csv"
     csv_path.write_bytes(buf.getvalue())
     (out_dir / "ferplus_fer2013new.csv").write_bytes(gzip.decompress(z["votes"].tobytes()))
@@ -117,9 +119,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("verb", choices=["pack", "unpack"])
     ap.add_argument("src", type=Path)
     ap.add_argument("dst", type=Path)
+    ap.add_argument("--splits", default=",".join(SPLITS), help="pack: the Usage splits to keep")
     a = ap.parse_args(argv)
     if a.verb == "pack":
-        pack(a.src, a.dst)
+        pack(a.src, a.dst, tuple(a.splits.split(",")))
     else:
         print(unpack(a.src, a.dst))
     return 0

@@ -53,9 +53,20 @@ RUNS: dict[str, tuple[int, dict[str, Any]]] = {
                             "seed": 202, "init": "res_fer13_fmix", "teacher": "vgg_fer13,resm_fer13,res_fer13_fmix,res_fer13_cutmix"}),
     "st_ferplus": (2, {**_FERP, "arch": "resnet_fer", "lr": 1e-3, "weight_decay": 5e-4, "mix": "fmix",
                        "seed": 203, "init": "res_ferplus", "teacher": "resm_ferplus,vgg_ferplus,res_ferplus"}),
+    # a second, shorter session (--phases 3): warm restarts of the best phase-1 members (their
+    # checkpoints carried beside the pack) and two more vgg_fer from scratch, four at a time
+    "vgg_fer13_c2": (3, {**_FER13, "arch": "vgg_fer", "lr": 1e-3, "weight_decay": 5e-3, "mix": "fmix",
+                         "seed": 301, "init": "@file:vgg_fer13.pt"}),
+    "vgg_ferplus_c2": (3, {**_FERP, "arch": "vgg_fer", "lr": 1e-3, "weight_decay": 5e-3, "mix": "none",
+                           "seed": 302, "init": "@file:vgg_ferplus.pt"}),
+    "vgg_fer13_cutmix": (3, {**_FER13, "arch": "vgg_fer", "lr": 2e-3, "weight_decay": 5e-3, "mix": "cutmix",
+                             "seed": 303}),
+    "vgg_ferplus_fmix": (3, {**_FERP, "arch": "vgg_fer", "lr": 2e-3, "weight_decay": 5e-3, "mix": "fmix",
+                             "seed": 304}),
 }  # fmt: skip
 # what comes back (at most 8 files): the large members alone, the small ones bundled
 LARGE = ("vgg_fer13", "resm_fer13", "resm_ferplus", "vgg_ferplus")
+LARGE3 = ("vgg_fer13_c2", "vgg_ferplus_c2", "vgg_fer13_cutmix", "vgg_ferplus_fmix")
 BUNDLES = {"p1_small.tar": ("res_fer13_fmix", "res_fer13_cutmix", "res_ferplus"),
            "p2_students.tar": ("st_fer13_shipped", "st_fer13_member", "st_ferplus")}  # fmt: skip
 
@@ -93,6 +104,8 @@ def _config(
     mix = s.pop("mix")
     if s.get("init") == "@shipped":
         s["init"] = str(a.init)
+    elif s.get("init", "").startswith("@file:"):
+        s["init"] = str(a.pack.parent / s["init"][6:])
     elif s.get("init"):
         s["init"] = str(runs / s["init"] / "best.pt")
     if s.get("teacher"):
@@ -176,8 +189,12 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--pack", type=Path, required=True)
     ap.add_argument(
-        "--init", type=Path, required=True, help="the shipped model's checkpoint (a student's start)"
+        "--init",
+        type=Path,
+        default=Path(".gpu/shipped_fp16.pt"),
+        help="the shipped model's checkpoint (a student's start)",
     )
+    ap.add_argument("--phases", default="1,2", help="1,2: teachers then students; 3: the second session")
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--work", type=Path, default=Path("/tmp/gpu-session"))
     ap.add_argument("--device", default="cuda")
@@ -207,6 +224,12 @@ def main(argv: list[str] | None = None) -> int:
         sizes = {k: len(v) for k, v in load_dataset(csv, task).items()}
         log.info("%s: %s (%.0fs)", task, sizes, time.time() - t0)
     end = t0 + a.total * 60
+    if a.phases == "3":
+        _phase(3, a, runs, csv, a.p1, deadline=end - 20)
+        _collect(runs, a.out, LARGE3, None)
+        log.info("session done (%.0fs)", time.time() - t0)
+        _logs(runs, a.out)
+        return 0
     # phase 1 gets its budget plus a minute for start-up and the last epoch; phase 2 what is left
     _phase(1, a, runs, csv, a.p1, deadline=min(time.time() + a.p1 * 60 + 60, end - a.p2 * 60 - 30))
     _collect(runs, a.out, LARGE, None)
