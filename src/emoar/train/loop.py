@@ -121,6 +121,14 @@ def budget_factor(frac: float, warmup: float = 0.03) -> float:
     return warm * 0.5 * (1 + math.cos(math.pi * frac))
 
 
+def _save_atomic(obj: dict[str, Any], path: Path) -> None:
+    """``torch.save`` through a temporary file, so a run killed mid-write (a time limit, a
+    borrowed machine taken back) leaves the previous checkpoint whole."""
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    tmp.replace(path)
+
+
 def _comma_list(value: str) -> list[str]:
     """``"a.pt, b.pt"`` -> ``["a.pt", "b.pt"]`` (the config's comma-separated path lists)."""
     return [p.strip() for p in value.split(",") if p.strip()]
@@ -385,7 +393,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True, max_
             val_acc = _accuracy(np.asarray(lg), va.labels)
         if cfg.schedule == "plateau":
             sched.step(val_acc if not math.isnan(val_acc) else -float(run_loss))
-        train_seconds += time.time() - t0  # steps and evaluation: the budget is wall-clock time
+        epoch_s = time.time() - t0
+        train_seconds += epoch_s  # steps and evaluation: the budget is wall-clock time
         budget_spent = bool(budget_s) and train_seconds >= budget_s
         rec = {
             "epoch": epoch + 1,
@@ -393,7 +402,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True, max_
             "train_acc": float(run_acc) / max(seen, 1),
             "val_acc": val_acc,
             "lr": opt.param_groups[0]["lr"],
-            "seconds": time.time() - t0,
+            "seconds": epoch_s,
         }
         history.append(rec)
         improved = not math.isnan(val_acc) and val_acc > best_acc
@@ -426,11 +435,9 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True, max_
             "history": history,
             "config": cfg.to_dict(),
         }
-        tmp = out / "last.pt.tmp"
-        torch.save(ck, tmp)
-        tmp.replace(last)
+        _save_atomic(ck, last)
         if improved or math.isnan(val_acc):
-            torch.save(
+            _save_atomic(
                 {
                     "meta": ck["meta"],
                     "model": ck["model"],
