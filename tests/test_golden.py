@@ -45,8 +45,10 @@ def test_golden_file_matches_shipped_model(model: str) -> None:
 
 def test_default_is_one_of_the_golden_models(monkeypatch: pytest.MonkeyPatch) -> None:
     assert default_model_name() in DEFAULTS
-    monkeypatch.setenv("EMOAR_DEFAULT_MODEL", "emoar-resnet-ferplus")
-    assert default_model_name() == "emoar-resnet-ferplus"
+    monkeypatch.setenv("EMOAR_DEFAULT_MODEL", "emoar-vgg-ferplus")
+    assert default_model_name() == "emoar-vgg-ferplus"
+    monkeypatch.setenv("EMOAR_DEFAULT_MODEL", "emoar-resnet-ferplus")  # retired: its successor
+    assert default_model_name() == "emoar-vgg-ferplus"
     monkeypatch.setenv("EMOAR_DEFAULT_MODEL", "nope")
     with pytest.raises(ValueError, match="EMOAR_DEFAULT_MODEL"):
         default_model_name()

@@ -22,9 +22,9 @@ def test_defaults_are_the_stages_defaults() -> None:
 
 def test_create_from_plain_values() -> None:
     o = PipelineOptions.create(
-        model="emoar-resnet-ferplus", detector="MTCNN", num_threads=2, tta=True, style="minimal"
+        model="emoar-vgg-ferplus", detector="MTCNN", num_threads=2, tta=True, style="minimal"
     )
-    assert o.classifier == ClassifierOptions(model="emoar-resnet-ferplus", num_threads=2, tta="flip")
+    assert o.classifier == ClassifierOptions(model="emoar-vgg-ferplus", num_threads=2, tta="flip")
     assert o.detector.name == "mtcnn" and o.detector.num_threads == 2  # one value, both stages
     assert o.overlay.style == "minimal"
     with pytest.raises(TypeError):

@@ -598,6 +598,19 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_soup(args: argparse.Namespace) -> int:
+    try:
+        from emoar.train.checkpoint import average_checkpoints
+    except ImportError as e:
+        raise CliError(f"soup needs PyTorch: pip install 'emoar[train]' ({e})") from e
+    paths = [p.strip() for p in args.checkpoint.split(",") if p.strip()]
+    try:
+        print(average_checkpoints(paths, args.out))
+    except ValueError as e:
+        raise CliError(str(e)) from e
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     try:
         import uvicorn
@@ -868,6 +881,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="skip the temperature fit on PublicTest (ONNX; see 'emoar calibrate')",
     )
     x.set_defaults(func=cmd_export)
+
+    sp = sub.add_parser(
+        "soup", help="average the weights of checkpoints of one lineage (a run and its warm restarts)"
+    )
+    sp.add_argument("--checkpoint", required=True, help="two or more checkpoints, comma-separated")
+    sp.add_argument("--out", required=True, help="the averaged checkpoint to write")
+    sp.set_defaults(func=cmd_soup)
 
     mt = sub.add_parser("meeting", help="meeting mode from the command line: create a room, join one")
     msub = mt.add_subparsers(dest="meeting_verb", required=True, metavar="ACTION")

@@ -65,9 +65,9 @@ class PipelineOptions:
     Build it from the stages' options, or with :meth:`create` from the handful of values most
     callers set::
 
-        PipelineOptions(classifier=ClassifierOptions(model="emoar-resnet-ferplus", tta="flip"),
+        PipelineOptions(classifier=ClassifierOptions(model="emoar-vgg-ferplus", tta="flip"),
                         detector=DetectorOptions(name="mtcnn"))
-        PipelineOptions.create(model="emoar-resnet-ferplus", tta="flip", detector="mtcnn")
+        PipelineOptions.create(model="emoar-vgg-ferplus", tta="flip", detector="mtcnn")
 
     Attributes:
         classifier: model, threads, test-time augmentation, OOD threshold

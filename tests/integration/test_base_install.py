@@ -55,7 +55,7 @@ def test_runtime_commands_work_on_the_base_install(base_venv: Path, tmp_path: Pa
     assert models.returncode == 0, models.stderr
     from emoar.models import default_model_name
 
-    assert f"{default_model_name()} *" in models.stdout and "emoar-resnet-ferplus" in models.stdout
+    assert f"{default_model_name()} *" in models.stdout and "emoar-vgg-ferplus" in models.stdout
     photo = photos_dir / "portrait.jpg"
     analyze = _run(
         base_venv,

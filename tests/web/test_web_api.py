@@ -117,6 +117,13 @@ def test_analyze_picks_a_model_and_rejects_unknown_ones(
     body = assert_error(r, 404, "unknown_model")
     assert body["available"] == list(engine.models) and name in body["message"]
     assert_error(client.get("/v1/models/nope/onnx"), 404, "unknown_model")
+    # a retired name is served by its successor (the FER+ models became emoar-vgg-ferplus)
+    assert "emoar-vgg-ferplus" in engine.models and "emoar-resnet-ferplus" not in engine.models
+    for old in ("emoar-resnet-ferplus", "emoar-ferplus-ensemble"):
+        r = client.post(f"/v1/analyze?model={old}", files={"file": ("p.jpg", portrait_jpg, "image/jpeg")})
+        assert r.status_code == 200, r.text
+        faces = r.json()["faces"]
+        assert len(faces) == 1 and "contempt" in faces[0]["probs"]
 
 
 _SMALL_JPEG = cv2.imencode(".jpg", np.full((64, 64, 3), 90, np.uint8))[1].tobytes()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import platform
 import sys
@@ -18,11 +19,14 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+logger = logging.getLogger(__name__)
+
 __all__ = [
     "ShippedModel",
     "list_models",
     "resolve_model",
     "default_model_name",
+    "canonical_model_name",
     "cpu_has_fast_int8",
     "UnknownModelError",
 ]
@@ -77,6 +81,20 @@ def _registry() -> dict[str, Any]:
     text = resources.files("emoar.models").joinpath("registry.json").read_text(encoding="utf-8")
     data: dict[str, Any] = json.loads(text)
     return data
+
+
+def canonical_model_name(name: str) -> str:
+    """The shipped name a retired model name now means (the registry's ``renamed``: a model
+    superseded by a better one of the same label set); any other name unchanged.
+
+    ``--model emoar-resnet-ferplus`` keeps working after the FER+ models were replaced by
+    ``emoar-vgg-ferplus``: the user gets the successor, with a log line saying so.
+    """
+    new = _registry().get("renamed", {}).get(name)
+    if new is None:
+        return name
+    logger.warning("Model %r was retired; using its successor %r", name, new)
+    return str(new)
 
 
 def list_models() -> list[ShippedModel]:
@@ -137,6 +155,7 @@ def default_model_name(precision: str = "auto") -> str:
         raise ValueError(f"precision must be 'auto', 'float' or 'int8', got {precision!r}")
     forced = os.environ.get("EMOAR_DEFAULT_MODEL", "").strip()
     if forced:
+        forced = canonical_model_name(forced)
         if forced not in {m["name"] for m in reg["models"]}:
             raise UnknownModelError.unknown(
                 forced, [m["name"] for m in reg["models"]], " (from EMOAR_DEFAULT_MODEL)"
@@ -173,6 +192,7 @@ def resolve_model(name_or_path: str | None = None, *, verify: bool = True) -> Pa
         return p
     if name == "default":
         name = default_model_name()
+    name = canonical_model_name(name)
     for m in list_models():
         if m.name == name:
             if not m.path.is_file():

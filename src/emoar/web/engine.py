@@ -228,7 +228,11 @@ class Engine:
                     "start the server with --model PATH.onnx or EMOAR_MODEL=PATH.onnx"
                 )
             default_req = default_model_name()
-        wanted = [default_req] + [n for n in (settings.models or tuple(shipped)) if n != default_req]
+        from emoar.models import canonical_model_name
+
+        default_req = canonical_model_name(default_req)
+        asked = [canonical_model_name(n) for n in settings.models] if settings.models else list(shipped)
+        wanted = [default_req] + [n for n in dict.fromkeys(asked) if n != default_req]
         engine = cls({}, "", settings)
         for i, req in enumerate(wanted):
             try:
@@ -302,6 +306,10 @@ class Engine:
         if name in (None, "", "default"):
             return self.models[self.default_model]
         assert name is not None
+        if name not in self.models:
+            from emoar.models import canonical_model_name
+
+            name = canonical_model_name(name)
         if name not in self.models:
             from emoar.models import UnknownModelError
 
