@@ -1,5 +1,4 @@
-"""Regenerate tests/golden/<model>.json for the shipped default models (the registry's float
-``default`` and its ``default_int8``; which one runs depends on the CPU) after shipping a new one.
+"""Regenerate tests/golden/<model>.json for the shipped default model after shipping a new one.
 
 Usage: python scripts/make_golden.py   (reads ../shared/data/photos and the bundled sample)
 """
@@ -22,15 +21,14 @@ PHOTOS = Path(os.environ.get("EMOAR_SHARED_DATA", REPO.parent / "shared" / "data
 def main() -> None:
     frames = {"astronaut (bundled)": sample_image()}
     frames |= {p.name: read_image(p) for p in sorted(PHOTOS.glob("portrait*.jpg"))}
-    for precision in ("float", "int8"):
-        model = next(m for m in list_models() if m.name == default_model_name(precision))
-        out = {"model": model.name, "sha256": model.sha256, "images": {}}
-        with Pipeline.from_options(PipelineOptions.create(model=model.name)) as pipe:
-            for name, frame in frames.items():
-                out["images"][name] = [f.to_dict() for f in pipe.process(frame).faces]
-        path = REPO / "tests" / "golden" / f"{model.name}.json"
-        path.write_text(json.dumps(out, indent=1) + "\n")
-        print(f"wrote {path}")
+    model = next(m for m in list_models() if m.name == default_model_name())
+    out = {"model": model.name, "sha256": model.sha256, "images": {}}
+    with Pipeline.from_options(PipelineOptions.create(model=model.name)) as pipe:
+        for name, frame in frames.items():
+            out["images"][name] = [f.to_dict() for f in pipe.process(frame).faces]
+    path = REPO / "tests" / "golden" / f"{model.name}.json"
+    path.write_text(json.dumps(out, indent=1) + "\n")
+    print(f"wrote {path}")
 
 
 if __name__ == "__main__":

@@ -206,21 +206,21 @@ def test_int8_onnx_from_cli_loads_and_runs(onnx_int8: Path, onnx_fp32: Path, fac
 
 def test_int8_of_the_shipped_model_agrees_with_fp32(tmp_path: Path, fer_csv: Path) -> None:
     """The session's model is too briefly trained to say much about top-1 agreement (it
-    predicts nearly one class); the shipped model is a real one: quantize it as ``--int8``
-    does and compare on real PrivateTest faces."""
+    predicts nearly one class); the shipped default is a real one: its int8 file (7-bit weights)
+    against the float32 checkpoint it was quantized from, on real PrivateTest faces, on
+    whatever CPU runs this (int8 with 8-bit weights lost 4 points on an AVX2 CPU without VNNI)."""
+    import torch
+
     from emoar.models import default_model_name, resolve_model
-    from emoar.train.export_cli import quantize_int8
+    from emoar.train.loop import load_checkpoint, predict_logits
 
     data = load_fer2013_csv(fer_csv)
-    src = resolve_model(default_model_name("float"))
-    info = read_model_info(src)
-    train_faces = data["Training"].images
-    calib = train_faces[np.random.default_rng(0).choice(len(train_faces), 256, replace=False)]
-    q_path = quantize_int8(src, tmp_path / "q.onnx", calib, info.mean, info.std)
     test = data["PrivateTest"]
     faces, labels = test.images[:1024], test.labels[:1024]
-    fp = ExpressionClassifier(src).classify(faces).probs.argmax(1)
-    q = ExpressionClassifier(q_path).classify(faces).probs.argmax(1)
+    net, meta = load_checkpoint(Path(__file__).resolve().parents[1] / "checkpoints" / "emoar-resnet-fer.pt")
+    with torch.no_grad():
+        fp = np.asarray(predict_logits(net.float(), faces, meta["mean"], meta["std"])).argmax(1)
+    q = ExpressionClassifier(resolve_model(default_model_name())).classify(faces).probs.argmax(1)
     assert len(np.unique(fp)) >= 5  # a real model: several expressions predicted
     assert float((q == fp).mean()) >= 0.95
     assert float((q == labels).mean()) >= float((fp == labels).mean()) - 0.02

@@ -1,9 +1,8 @@
-"""Golden outputs of the shipped default models on real faces (tolerances, not exact floats).
+"""Golden outputs of the shipped default model on real faces (tolerances, not exact floats).
 
-Two defaults ship (the float model and its int8 variant; which one ``"default"`` means depends
-on the CPU, :func:`emoar.models.cpu_has_fast_int8`); both are checked on every machine. After
-shipping a new default model, regenerate with ``python scripts/make_golden.py`` and review the
-diff: the semantic checks below must still hold.
+The default is an int8 file with 7-bit weights, which every CPU computes the same (with or without
+VNNI), so one golden file holds everywhere. After shipping a new default model, regenerate with
+``python scripts/make_golden.py`` and review the diff: the semantic checks below must still hold.
 """
 
 from __future__ import annotations
@@ -15,11 +14,11 @@ import numpy as np
 import pytest
 
 from emoar.io import read_image
-from emoar.models import default_model_name, list_models
+from emoar.models import default_model_name, list_models, resolve_model
 from emoar.pipeline import Pipeline, PipelineOptions
 from emoar.samples import sample_image
 
-DEFAULTS = (default_model_name("float"), default_model_name("int8"))
+DEFAULTS = (default_model_name(),)
 GOLDEN = {m: json.loads((Path(__file__).parent / "golden" / f"{m}.json").read_text()) for m in DEFAULTS}
 
 
@@ -45,6 +44,8 @@ def test_golden_file_matches_shipped_model(model: str) -> None:
 
 def test_default_is_one_of_the_golden_models(monkeypatch: pytest.MonkeyPatch) -> None:
     assert default_model_name() in DEFAULTS
+    # the float copy of the default was retired: its name is the int8 default
+    assert resolve_model("emoar-resnet-fer") == resolve_model("default") == resolve_model(DEFAULTS[0])
     monkeypatch.setenv("EMOAR_DEFAULT_MODEL", "emoar-vgg-ferplus")
     assert default_model_name() == "emoar-vgg-ferplus"
     monkeypatch.setenv("EMOAR_DEFAULT_MODEL", "emoar-resnet-ferplus")  # retired: its successor

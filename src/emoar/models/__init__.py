@@ -11,10 +11,7 @@ import hashlib
 import json
 import logging
 import os
-import platform
-import sys
 from dataclasses import dataclass, field
-from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -27,7 +24,6 @@ __all__ = [
     "resolve_model",
     "default_model_name",
     "canonical_model_name",
-    "cpu_has_fast_int8",
     "UnknownModelError",
 ]
 
@@ -104,55 +100,15 @@ def list_models() -> list[ShippedModel]:
     return sorted(models, key=lambda m: m.name != default)
 
 
-def _cpu_flags() -> set[str]:
-    """The CPU feature flags Linux reports in ``/proc/cpuinfo`` (empty elsewhere)."""
-    try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
-            for line in f:
-                key, _, value = line.partition(":")
-                if key.strip() in ("flags", "Features"):
-                    return set(value.split())
-    except OSError:
-        pass
-    return set()
+def default_model_name() -> str:
+    """Name of the default shipped model: the registry's ``default`` (the int8 ``resnet_fer``,
+    whose 7-bit weights compute the same on every CPU), or ``EMOAR_DEFAULT_MODEL`` (a registry
+    name; a retired name means its successor).
 
-
-@cache
-def cpu_has_fast_int8() -> bool:
-    """Whether this CPU runs int8 convolutions exactly and fast in onnxruntime.
-
-    True for x86-64 with VNNI (``avx512_vnni`` / ``avx_vnni``: Ice Lake, Zen 4 and later) and
-    64-bit ARM with dot-product instructions (``asimddp``; every Apple silicon Mac). Older x86
-    CPUs (AVX2 / AVX-512 without VNNI) multiply u8 x s8 pairs into 16-bit sums that can
-    saturate, so an int8 model may lose accuracy there (unpredictably, model- and input-
-    dependent): they keep the float model. Probed once per process.
-    """
-    machine = platform.machine().lower()
-    if sys.platform == "darwin":
-        return machine == "arm64"
-    flags = _cpu_flags()
-    if machine in ("x86_64", "amd64"):
-        return bool(flags & {"avx512_vnni", "avx_vnni", "amx_int8"})
-    if machine in ("aarch64", "arm64"):
-        return "asimddp" in flags
-    return False
-
-
-def default_model_name(precision: str = "auto") -> str:
-    """Name of the default shipped model: the registry's ``default`` (float weights), or its
-    int8 variant (``default_int8``, same accuracy, ~3x faster classifier) where
-    :func:`cpu_has_fast_int8` says the CPU runs int8 exactly. ``EMOAR_DEFAULT_MODEL`` (a
-    registry name) overrides both.
-
-    Args:
-        precision: ``"auto"`` (the rule above), ``"float"`` or ``"int8"`` (that default,
-            whatever the CPU and the environment say).
+    Raises:
+        UnknownModelError: ``EMOAR_DEFAULT_MODEL`` names no shipped model.
     """
     reg = _registry()
-    if precision in ("float", "int8"):
-        return str(reg["default"] if precision == "float" else reg.get("default_int8") or reg["default"])
-    if precision != "auto":
-        raise ValueError(f"precision must be 'auto', 'float' or 'int8', got {precision!r}")
     forced = os.environ.get("EMOAR_DEFAULT_MODEL", "").strip()
     if forced:
         forced = canonical_model_name(forced)
@@ -161,8 +117,6 @@ def default_model_name(precision: str = "auto") -> str:
                 forced, [m["name"] for m in reg["models"]], " (from EMOAR_DEFAULT_MODEL)"
             )
         return forced
-    if reg.get("default_int8") and cpu_has_fast_int8():
-        return str(reg["default_int8"])
     return str(reg["default"])
 
 
