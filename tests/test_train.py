@@ -216,6 +216,36 @@ def test_offline_distillation_targets(tmp_path: Path, fer_csv: Path) -> None:
     assert r.returncode == 1 and "--kd-alpha must be in [0, 1]" in r.stderr
 
 
+def test_offline_distillation_from_an_exported_model(tmp_path: Path, fer_csv: Path) -> None:
+    """--kd-offline with a shipped ONNX model as the teacher: onnxruntime gives the targets the
+    float checkpoint it was quantized from gives (up to int8 noise), and the run trains; an
+    exported teacher is refused online, and one with other labels is refused."""
+    from emoar.train.loop import load_checkpoint, offline_teacher_probs, onnx_teacher_probs
+
+    tr = load_fer2013_csv(fer_csv)["Training"].subset(np.arange(256))
+    ref = offline_teacher_probs(*load_checkpoint(TEACHER), tr.images, temperature=2.0)
+    got, labels = onnx_teacher_probs("emoar-resnet-fer-int8", tr.images, 2.0)
+    assert labels == tuple(tr.label_names) and got.shape == ref.shape == (256, 7)
+    np.testing.assert_allclose(got.sum(1), 1.0, atol=1e-5)
+    assert float((got.argmax(1) == ref.argmax(1)).mean()) >= 0.95
+    assert float(np.abs(got - ref).mean()) < 0.01
+    # softening: a higher temperature flattens the same model's targets
+    flat, _ = onnx_teacher_probs("emoar-resnet-fer-int8", tr.images[:32], 4.0)
+    assert float(flat.max(1).mean()) < float(got[:32].max(1).mean())
+
+    out = tmp_path / "kd_onnx"
+    args = ["-q", "train", "--data", str(fer_csv), "--epochs", "1", "--limit", "256", "--out", str(out)]
+    r = _emoar(*args, "--teacher", "emoar-resnet-fer-int8", "--kd-offline", "--threads", "2")
+    assert r.returncode == 0, r.stderr
+    assert torch.load(out / "last.pt", map_location="cpu", weights_only=False)["config"]["teacher"] == (
+        "emoar-resnet-fer-int8"
+    )
+    r = _emoar(*args, "--teacher", "emoar-resnet-fer-int8")
+    assert r.returncode == 1 and "can only teach offline" in r.stderr
+    r = _emoar(*args, "--teacher", "emoar-vgg-ferplus", "--kd-offline")
+    assert r.returncode == 1 and "differ from" in r.stderr
+
+
 MEMBER = REPO / "checkpoints" / "members" / "resnet_fer_fmix_s13_c2.pt"
 
 

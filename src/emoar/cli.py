@@ -785,7 +785,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--teacher",
         help="checkpoint of a stronger model to distil from; several, comma-separated, distil "
         "their averaged probabilities (an ensemble); online, each teacher sees the student's "
-        "augmented batch in its own normalisation",
+        "augmented batch in its own normalisation; with --kd-offline also an exported model "
+        "(.onnx or a shipped name such as emoar-ensemble), run by onnxruntime",
     )
     t.add_argument(
         "--kd-alpha", type=float, default=0.5, help="weight of the teacher in the loss/targets (0-1)"

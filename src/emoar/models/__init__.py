@@ -84,13 +84,19 @@ def canonical_model_name(name: str) -> str:
     superseded by a better one of the same label set); any other name unchanged.
 
     ``--model emoar-resnet-ferplus`` keeps working after the FER+ models were replaced by
-    ``emoar-vgg-ferplus``: the user gets the successor, with a log line saying so.
+    ``emoar-vgg-ferplus``: the user gets the successor, with a log line saying so (once per
+    name and process, so a server asked for it on every request does not flood its log).
     """
     new = _registry().get("renamed", {}).get(name)
     if new is None:
         return name
-    logger.warning("Model %r was retired; using its successor %r", name, new)
+    if name not in _warned_renamed:
+        _warned_renamed.add(name)
+        logger.warning("Model %r was retired; using its successor %r", name, new)
     return str(new)
+
+
+_warned_renamed: set[str] = set()
 
 
 def list_models() -> list[ShippedModel]:

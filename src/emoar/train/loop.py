@@ -35,7 +35,7 @@ from emoar.train.data import FaceDataset, load_dataset, load_extra_faces
 from emoar.train.ema import ModelEma
 from emoar.train.nets import FerNet, create_model
 from emoar.train.optim import create_optimizer, create_scheduler
-from emoar.train.predict import offline_teacher_probs, predict_logits
+from emoar.train.predict import offline_teacher_probs, onnx_teacher_probs, predict_logits
 
 __all__ = [
     "TrainConfig",
@@ -261,23 +261,32 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True, max_
 
     # online teachers: (model, scale, shift) each; an ensemble's softened probabilities are averaged
     teachers: list[tuple[FerNet, float, float]] = []
-    teacher_probs = None
-    paths = _comma_list(cfg.teacher)
-    for path in paths:
-        teacher, tmeta = load_checkpoint(path)
-        if tuple(tmeta["labels"]) != tuple(labels):
-            raise ValueError(f"Teacher labels {tmeta['labels']} differ from {labels}")
-        if cfg.kd_offline:
-            t0 = time.time()
-            probs = offline_teacher_probs(teacher.to(device), tmeta, tr.images, cfg.kd_temperature)
-            teacher_probs = (
-                probs / len(paths) if teacher_probs is None else teacher_probs + probs / len(paths)
-            )
-            logger.info("Offline teacher targets of %s for %d faces (%.0fs)", path, len(tr), time.time() - t0)
+    offline: list[np.ndarray] = []  # --kd-offline: each teacher's softened probabilities
+    for path in _comma_list(cfg.teacher):
+        t0 = time.time()
+        if not path.endswith(".pt"):  # an exported model (.onnx file or shipped name): offline only
+            if not cfg.kd_offline:
+                raise ValueError(
+                    f"Teacher {path!r} is an exported model, which can only teach offline: add "
+                    "--kd-offline, or pass a training checkpoint (.pt)"
+                )
+            threads = cfg.threads or os.cpu_count() or 1
+            probs, tlabels = onnx_teacher_probs(path, tr.images, cfg.kd_temperature, num_threads=threads)
+            if tlabels != tuple(labels):
+                raise ValueError(f"Teacher labels {list(tlabels)} differ from {labels}")
+            offline.append(probs)
         else:
-            teacher = teacher.to(device).to(memory_format=mem).eval()  # type: ignore[call-overload]
-            teacher.requires_grad_(False)
-            teachers.append((teacher, *renormalization(mean, std, tmeta["mean"], tmeta["std"])))
+            teacher, tmeta = load_checkpoint(path)
+            if tuple(tmeta["labels"]) != tuple(labels):
+                raise ValueError(f"Teacher labels {tmeta['labels']} differ from {labels}")
+            if not cfg.kd_offline:
+                teacher = teacher.to(device).to(memory_format=mem).eval()  # type: ignore[call-overload]
+                teacher.requires_grad_(False)
+                teachers.append((teacher, *renormalization(mean, std, tmeta["mean"], tmeta["std"])))
+                continue
+            offline.append(offline_teacher_probs(teacher.to(device), tmeta, tr.images, cfg.kd_temperature))
+        logger.info("Offline teacher targets of %s for %d faces (%.0fs)", path, len(tr), time.time() - t0)
+    teacher_probs = np.mean(offline, axis=0).astype(np.float32) if offline else None
 
     counts = tr.class_counts().astype(np.float64)
     class_w = None

@@ -13,7 +13,7 @@ import torch
 from emoar.preprocess import preprocess, tta_views
 from emoar.train.nets import FerNet
 
-__all__ = ["offline_teacher_probs", "predict_logits"]
+__all__ = ["offline_teacher_probs", "onnx_teacher_probs", "predict_logits"]
 
 logger = logging.getLogger(__name__)
 
@@ -24,6 +24,45 @@ def offline_teacher_probs(
     """The teacher's flip-averaged, temperature-softened probabilities (N, C) on ``images``."""
     lg = np.asarray(predict_logits(teacher, images, tmeta["mean"], tmeta["std"], tta=True))
     return torch.softmax(torch.from_numpy(lg) / max(temperature, 1e-3), 1).numpy().astype(np.float32)
+
+
+def onnx_teacher_probs(
+    model: str, images: np.ndarray, temperature: float, *, num_threads: int = 1, batch_size: int = 256
+) -> tuple[np.ndarray, tuple[str, ...]]:
+    """:func:`offline_teacher_probs` of an exported model (a shipped name or an .onnx file, an
+    ensemble graph included) through onnxruntime, with the model's own labels.
+
+    int8 files run several times faster than the PyTorch checkpoint on a CPU. The graph's
+    ``probs`` output is the network's softmax (its calibration temperature is applied by the
+    runtime, not in the graph), so ``log(probs)`` are its logits up to a per-face constant and
+    the flip-averaged log-probabilities softened by ``temperature`` equal what the checkpoint
+    gives (exactly for a single network; for an ensemble graph, the log of its averaged
+    probabilities plays the logits' part).
+
+    Raises:
+        emoar.models.UnknownModelError: neither a shipped name nor an existing file.
+        emoar.classify.ModelMetadataError: not an emoar ONNX file.
+    """
+    import onnxruntime
+
+    from emoar.classify import read_model_info
+    from emoar.models import resolve_model
+
+    path = resolve_model(model)
+    info = read_model_info(path)
+    so = onnxruntime.SessionOptions()
+    so.intra_op_num_threads = max(1, num_threads)
+    so.inter_op_num_threads = 1
+    sess = onnxruntime.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    inp = sess.get_inputs()[0].name
+    logp = np.zeros((len(images), len(info.labels)), np.float64)
+    for i in range(0, len(images), batch_size):
+        views = tta_views(images[i : i + batch_size], True)
+        for v in views:
+            (p,) = sess.run(["probs"], {inp: preprocess(v, info.mean, info.std)})
+            logp[i : i + len(p)] += np.log(np.maximum(p, 1e-12)) / len(views)
+    t = torch.from_numpy(logp) / max(temperature, 1e-3)
+    return torch.softmax(t, 1).numpy().astype(np.float32), tuple(info.labels)
 
 
 def _to_input(images_u8: np.ndarray, mean: float, std: float) -> torch.Tensor:
