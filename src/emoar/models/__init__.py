@@ -79,6 +79,10 @@ def _registry() -> dict[str, Any]:
     return data
 
 
+#: Retired names already reported in this process (one log line each).
+_warned_renamed: set[str] = set()
+
+
 def canonical_model_name(name: str) -> str:
     """The shipped name a retired model name now means (the registry's ``renamed``: a model
     superseded by a better one of the same label set); any other name unchanged.
@@ -94,9 +98,6 @@ def canonical_model_name(name: str) -> str:
         _warned_renamed.add(name)
         logger.warning("Model %r was retired; using its successor %r", name, new)
     return str(new)
-
-
-_warned_renamed: set[str] = set()
 
 
 def list_models() -> list[ShippedModel]:

@@ -29,6 +29,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from emoar.classify import read_model_info
+from emoar.models import resolve_model
 from emoar.preprocess import normalize, renormalization, unit_scale
 from emoar.train.augment import AugmentConfig, augment_batch, mix_batch
 from emoar.train.checkpoint import load_checkpoint, model_from_checkpoint, read_checkpoint
@@ -277,27 +279,29 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True, max_
     offline: list[np.ndarray] = []  # --kd-offline: each teacher's softened probabilities
     for path in _comma_list(cfg.teacher):
         t0 = time.time()
-        if not path.endswith(".pt"):  # an exported model (.onnx file or shipped name): offline only
+        exported = not path.endswith(".pt")  # an .onnx file or a shipped name: offline only
+        if exported:
             if not cfg.kd_offline:
                 raise ValueError(
                     f"Teacher {path!r} is an exported model, which can only teach offline: add "
                     "--kd-offline, or pass a training checkpoint (.pt)"
                 )
-            threads = cfg.threads or os.cpu_count() or 1
-            probs, tlabels = onnx_teacher_probs(path, tr.images, cfg.kd_temperature, num_threads=threads)
-            if tlabels != tuple(labels):
-                raise ValueError(f"Teacher labels {list(tlabels)} differ from {labels}")
-            offline.append(probs)
+            tlabels = read_model_info(resolve_model(path)).labels
         else:
             teacher, tmeta = load_checkpoint(path)
-            if tuple(tmeta["labels"]) != tuple(labels):
-                raise ValueError(f"Teacher labels {tmeta['labels']} differ from {labels}")
-            if not cfg.kd_offline:
-                teacher = teacher.to(device).to(memory_format=mem).eval()  # type: ignore[call-overload]
-                teacher.requires_grad_(False)
-                teachers.append((teacher, *renormalization(mean, std, tmeta["mean"], tmeta["std"])))
-                continue
+            tlabels = tmeta["labels"]
+        if tuple(tlabels) != tuple(labels):  # before the teacher's pass over the training faces
+            raise ValueError(f"Teacher labels {list(tlabels)} differ from {labels}")
+        if exported:
+            threads = cfg.threads or os.cpu_count() or 1
+            offline.append(onnx_teacher_probs(path, tr.images, cfg.kd_temperature, num_threads=threads))
+        elif cfg.kd_offline:
             offline.append(offline_teacher_probs(teacher.to(device), tmeta, tr.images, cfg.kd_temperature))
+        else:
+            teacher = teacher.to(device).to(memory_format=mem).eval()  # type: ignore[call-overload]
+            teacher.requires_grad_(False)
+            teachers.append((teacher, *renormalization(mean, std, tmeta["mean"], tmeta["std"])))
+            continue
         logger.info("Offline teacher targets of %s for %d faces (%.0fs)", path, len(tr), time.time() - t0)
     teacher_probs = np.mean(offline, axis=0).astype(np.float32) if offline else None
 

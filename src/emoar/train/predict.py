@@ -28,14 +28,14 @@ def offline_teacher_probs(
 
 def onnx_teacher_probs(
     model: str, images: np.ndarray, temperature: float, *, num_threads: int = 1, batch_size: int = 256
-) -> tuple[np.ndarray, tuple[str, ...]]:
+) -> np.ndarray:
     """:func:`offline_teacher_probs` of an exported model (a shipped name or an .onnx file, an
-    ensemble graph included) through onnxruntime, with the model's own labels.
+    ensemble graph included), run by :class:`emoar.classify.ExpressionClassifier`.
 
-    int8 files run several times faster than the PyTorch checkpoint on a CPU. The graph's
-    ``probs`` output is the network's softmax (its calibration temperature is applied by the
-    runtime, not in the graph), so ``log(probs)`` are its logits up to a per-face constant and
-    the flip-averaged log-probabilities softened by ``temperature`` equal what the checkpoint
+    int8 files run several times faster than the PyTorch checkpoint on a CPU. The classifier's
+    probabilities are the graph's softmax calibrated with the file's temperature ``T_f``, so their
+    logs are the network's logits divided by ``T_f``, up to a per-face constant: the
+    flip-averaged log-probabilities softened by ``temperature / T_f`` equal what the checkpoint
     gives (exactly for a single network; for an ensemble graph, the log of its averaged
     probabilities plays the logits' part).
 
@@ -43,26 +43,16 @@ def onnx_teacher_probs(
         emoar.models.UnknownModelError: neither a shipped name nor an existing file.
         emoar.classify.ModelMetadataError: not an emoar ONNX file.
     """
-    import onnxruntime
-
-    from emoar.classify import read_model_info
+    from emoar.classify import ExpressionClassifier, apply_temperature
     from emoar.models import resolve_model
 
-    path = resolve_model(model)
-    info = read_model_info(path)
-    so = onnxruntime.SessionOptions()
-    so.intra_op_num_threads = max(1, num_threads)
-    so.inter_op_num_threads = 1
-    sess = onnxruntime.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
-    inp = sess.get_inputs()[0].name
-    logp = np.zeros((len(images), len(info.labels)), np.float64)
+    clf = ExpressionClassifier(resolve_model(model), num_threads=num_threads)
+    logp = np.zeros((len(images), len(clf.labels)), np.float64)
     for i in range(0, len(images), batch_size):
         views = tta_views(images[i : i + batch_size], True)
         for v in views:
-            (p,) = sess.run(["probs"], {inp: preprocess(v, info.mean, info.std)})
-            logp[i : i + len(p)] += np.log(np.maximum(p, 1e-12)) / len(views)
-    t = torch.from_numpy(logp) / max(temperature, 1e-3)
-    return torch.softmax(t, 1).numpy().astype(np.float32), tuple(info.labels)
+            logp[i : i + len(v)] += np.log(np.maximum(clf.classify(v).probs, 1e-12)) / len(views)
+    return apply_temperature(np.exp(logp), max(temperature, 1e-3) / clf.info.temperature)
 
 
 def _to_input(images_u8: np.ndarray, mean: float, std: float) -> torch.Tensor:

@@ -61,9 +61,9 @@ def quantize_int8(
     """Post-training static int8 quantization of an exported fp32 ONNX model.
 
     QDQ format, int8 per-channel weights in 7 bits (``reduce_range``), uint8 per-tensor
-    activations calibrated (MinMax) on ``calib``; everything after the backbone (pooling, classifier, softmax, OOD head) stays
-    float32. Metadata are copied from the fp32 file, with ``emoar.quantization`` (JSON)
-    describing the scheme.
+    activations calibrated (MinMax) on ``calib``; everything after the backbone (pooling,
+    classifier, softmax, OOD head) stays float32. Metadata are copied from the fp32 file, with
+    ``emoar.quantization`` (JSON) describing the scheme.
 
     Args:
         fp32_path: .onnx written by :func:`emoar.train.export.save_onnx`.
@@ -123,9 +123,9 @@ def quantize_int8(
             weight_type=QuantType.QInt8,
             # 7-bit weights: x86 CPUs without VNNI (AVX2, AVX-512F) multiply u8 x s8 pairs with
             # vpmaddubsw, whose 16-bit sums of two products saturate with 8-bit weights (255 *
-            # 127 * 2 > 32767); with |w| <= 64 they cannot (32640), so the file computes the same on
-            # every CPU. Measured: a vgg_fer FER+ model lost 1.7 points of PublicTest on an
-            # AVX2 host with 8-bit weights and none with 7 (README, export formats).
+            # 127 * 2 > 32767); with |w| <= 64 they cannot (32640), so the file computes the
+            # same on every CPU. Measured: a vgg_fer FER+ model lost 1.7 points of PublicTest on
+            # an AVX2 host with 8-bit weights and none with 7 (README, export formats).
             reduce_range=True,
             nodes_to_exclude=keep_float,
         )
