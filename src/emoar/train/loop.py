@@ -43,6 +43,7 @@ from emoar.train.predict import offline_teacher_probs, onnx_teacher_probs, predi
 __all__ = [
     "TrainConfig",
     "train",
+    "kd_loss",
     "load_checkpoint",
     "model_from_checkpoint",
     "offline_teacher_probs",
@@ -85,9 +86,10 @@ class TrainConfig:
     init: str = ""  # start from these weights (fine-tuning); layers whose shapes differ are skipped
     kd_alpha: float = 0.5
     kd_temperature: float = 4.0
-    # offline distillation: the teacher's flip-averaged probabilities on the un-augmented training
-    # faces are computed once and mixed into the targets (no teacher forward per step, which
-    # doubles the cost of an epoch on a CPU)
+    # offline distillation: the teacher's flip-averaged, temperature-softened probabilities on the
+    # un-augmented training faces are computed once (no teacher forward per step, which doubles
+    # the cost of an epoch on a CPU), mixed along with the batch, and matched at the temperature
+    # as online (see kd_loss)
     kd_offline: bool = False
     # extra labelled training faces (.npz, e.g. 'emoar gan synth'); commas: several files
     extra: str = ""
@@ -188,9 +190,7 @@ def _teacher_probs(teachers: list[tuple[FerNet, float, float]], x: torch.Tensor,
     return out / len(teachers)
 
 
-def _targets(
-    ds: FaceDataset, idx: np.ndarray, cfg: TrainConfig, teacher_probs: np.ndarray | None = None
-) -> torch.Tensor:
+def _targets(ds: FaceDataset, idx: np.ndarray, cfg: TrainConfig) -> torch.Tensor:
     c = len(ds.label_names)
     y = np.eye(c, dtype=np.float32)[ds.labels[idx]]
     if cfg.soft_labels > 0 and ds.soft is not None:
@@ -199,9 +199,34 @@ def _targets(
         y = np.where(ok, (1 - cfg.soft_labels) * y + cfg.soft_labels * s, y)
     if cfg.label_smoothing > 0:
         y = y * (1 - cfg.label_smoothing) + cfg.label_smoothing / c
-    if teacher_probs is not None:
-        y = (1 - cfg.kd_alpha) * y + cfg.kd_alpha * teacher_probs[idx]
     return torch.from_numpy(y.astype(np.float32))
+
+
+def kd_loss(
+    logits: torch.Tensor,
+    y: torch.Tensor,
+    tprob: torch.Tensor | None,
+    *,
+    alpha: float,
+    temperature: float,
+    class_w: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """The training loss: cross-entropy with the targets ``y`` (N, C), class-weighted, and with
+    teacher probabilities ``tprob`` (softened at ``temperature``) Hinton's distillation term
+    ``alpha * T^2 * KL(tprob || softmax(logits / T))`` in place of ``alpha`` of it.
+
+    The student matches the teacher at the same temperature, so at ``T = 1`` it is as sharp as
+    the teacher's own logits, not as flat as its softened probabilities.
+    """
+    per = -(y * F.log_softmax(logits, 1))
+    if class_w is not None:
+        per = per * class_w
+    loss = per.sum(1).mean()
+    if tprob is None:
+        return loss
+    t = temperature
+    kd = F.kl_div(F.log_softmax(logits / t, 1), tprob, reduction="batchmean") * t * t
+    return (1 - alpha) * loss + alpha * kd
 
 
 def _accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
@@ -379,22 +404,28 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True, max_
             # preprocess() in its two steps, with the augmentations on [0, 1] pixels in between
             x = torch.from_numpy(unit_scale(tr.images[idx])).to(device, non_blocking=True)
             x = augment_batch(x, cfg.augment, aug_gen)
-            y = _targets(tr, idx, cfg, teacher_probs).to(device, non_blocking=True)
-            x, y = mix_batch(x, y, cfg.augment, gen)
+            y = _targets(tr, idx, cfg).to(device, non_blocking=True)
+            if teacher_probs is not None:  # offline targets are mixed along with the labels
+                c = y.shape[1]
+                tp = torch.from_numpy(teacher_probs[idx]).to(device, non_blocking=True)
+                x, yt = mix_batch(x, torch.cat([y, tp], 1), cfg.augment, gen)
+                y, offline_tprob = yt[:, :c], yt[:, c:]
+            else:
+                x, y = mix_batch(x, y, cfg.augment, gen)
+                offline_tprob = None
             x = normalize(x, mean, std).contiguous(memory_format=mem)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16 or device.type == "cuda"):
                 logits = model(x)
-                tprob = _teacher_probs(teachers, x, cfg.kd_temperature) if teachers else None
+                tprob = _teacher_probs(teachers, x, cfg.kd_temperature) if teachers else offline_tprob
             logits = logits.float()
-            logp = F.log_softmax(logits, 1)
-            per = -(y * logp)
-            if class_w is not None:
-                per = per * class_w.to(device)
-            loss = per.sum(1).mean()
-            if tprob is not None:
-                t = cfg.kd_temperature
-                kd = F.kl_div(F.log_softmax(logits / t, 1), tprob, reduction="batchmean") * t * t
-                loss = (1 - cfg.kd_alpha) * loss + cfg.kd_alpha * kd
+            loss = kd_loss(
+                logits,
+                y,
+                None if tprob is None else tprob.float(),
+                alpha=cfg.kd_alpha,
+                temperature=cfg.kd_temperature,
+                class_w=None if class_w is None else class_w.to(device),
+            )
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
