@@ -16,6 +16,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from emoar.cliargs import comma_list
+
 __all__ = ["main", "build_parser"]
 
 logger = logging.getLogger("emoar")
@@ -603,7 +605,7 @@ def cmd_soup(args: argparse.Namespace) -> int:
         from emoar.train.checkpoint import average_checkpoints
     except ImportError as e:
         raise CliError(f"soup needs PyTorch: pip install 'emoar[train]' ({e})") from e
-    paths = [p.strip() for p in args.checkpoint.split(",") if p.strip()]
+    paths = comma_list(args.checkpoint)
     try:
         print(average_checkpoints(paths, args.out))
     except ValueError as e:

@@ -29,7 +29,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Union, get_args, get_origin
 
-__all__ = ["OptionsSpec", "field_docs"]
+__all__ = ["OptionsSpec", "comma_list", "field_docs"]
+
+
+def comma_list(value: str) -> list[str]:
+    """The items of a comma-separated flag (``--checkpoint a.pt,b.pt``), stripped, empty ones
+    dropped.
+
+    >>> comma_list(" a.pt, b.pt,,")
+    ['a.pt', 'b.pt']
+    """
+    return [p.strip() for p in value.split(",") if p.strip()]
 
 
 def field_docs(cls: type) -> dict[str, str]:

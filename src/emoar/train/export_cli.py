@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from emoar.cliargs import comma_list
 from emoar.train.data import load_dataset
 from emoar.train.negatives import low_resolution_faces, non_face_patches
 from emoar.train.quantize import ood_head_nodes, quantize_int8
@@ -219,7 +220,7 @@ def run_export(
             "TF Lite export needs the LiteRT converter (litert-torch), which is not installed: "
             "pip install 'emoar[tflite]'"
         )
-    paths = [p.strip() for p in checkpoint.split(",") if p.strip()]
+    paths = comma_list(checkpoint)
     if not paths:
         raise ValueError("no checkpoint given")
     inputs = load_export_inputs(paths[0], data)

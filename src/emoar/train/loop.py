@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from emoar.classify import read_model_info
+from emoar.cliargs import comma_list
 from emoar.models import resolve_model
 from emoar.preprocess import normalize, renormalization, unit_scale
 from emoar.train.augment import AugmentConfig, augment_batch, mix_batch
@@ -144,11 +145,6 @@ def _cpu_runs_bf16() -> bool:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):  # an older or different build: no claim of support
         return False
-
-
-def _comma_list(value: str) -> list[str]:
-    """``"a.pt, b.pt"`` -> ``["a.pt", "b.pt"]`` (the config's comma-separated path lists)."""
-    return [p.strip() for p in value.split(",") if p.strip()]
 
 
 def _seed_all(seed: int) -> torch.Generator:
@@ -273,7 +269,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True, max_
     tr = splits["Training"]
     va = splits.get("PublicTest")
     n_real = len(tr)
-    for path in _comma_list(cfg.extra):
+    for path in comma_list(cfg.extra):
         more = load_extra_faces(path, tr.label_names)
         tr = tr.concat(more)
         logger.info("Added %d extra training faces from %s", len(more), path)
@@ -302,7 +298,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True, max_
     # online teachers: (model, scale, shift) each; an ensemble's softened probabilities are averaged
     teachers: list[tuple[FerNet, float, float]] = []
     offline: list[np.ndarray] = []  # --kd-offline: each teacher's softened probabilities
-    for path in _comma_list(cfg.teacher):
+    for path in comma_list(cfg.teacher):
         t0 = time.time()
         exported = not path.endswith(".pt")  # an .onnx file or a shipped name: offline only
         if exported:

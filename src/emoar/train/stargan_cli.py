@@ -7,6 +7,8 @@ import argparse
 import os
 from typing import Any
 
+from emoar.cliargs import comma_list
+
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
     """Register the ``gan`` verb on the main parser's subparsers."""
@@ -146,7 +148,7 @@ def cmd_gan_synth(args: argparse.Namespace) -> int:
     if args.n < 1:
         raise CliError("-n must be >= 1")
     _check_out_dir(args.out)
-    sources = tuple(s.strip() for s in args.sources.split(",") if s.strip())
+    sources = tuple(comma_list(args.sources))
     try:
         images, labels = st.synthesize(
             args.checkpoint, args.data, target=args.target, n=args.n, sources=sources, seed=args.seed

@@ -25,6 +25,7 @@ from pydantic_settings import (
 )
 from pydantic_settings.sources.utils import parse_env_vars
 
+from emoar.cliargs import comma_list
 from emoar.pipeline import PipelineOptions
 
 __all__ = ["Settings", "SettingsError"]
@@ -205,7 +206,7 @@ class Settings(BaseSettings):
     @classmethod
     def _comma_list(cls, value: Any) -> Any:
         if isinstance(value, str):
-            return tuple(p.strip() for p in value.split(",") if p.strip())
+            return tuple(comma_list(value))
         return tuple(value) if isinstance(value, list) else value
 
     @field_validator("pipeline", mode="before")
