@@ -104,7 +104,9 @@ def train_step_seconds(model, steps: int = 12, batch: int = 128) -> float:  # ty
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(batch, 1, 48, 48, generator=gen).contiguous(memory_format=torch.channels_last)
     y = torch.randint(0, 7, (batch,), generator=gen)
-    bf16 = torch.backends.mkldnn.is_available()
+    from emoar.train.loop import cpu_runs_bf16
+
+    bf16 = cpu_runs_bf16()  # as emoar train: only where oneDNN runs it (emulated on AVX2 CPUs)
     ts = []
     for i in range(steps + 2):
         t = time.perf_counter()

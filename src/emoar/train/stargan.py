@@ -36,6 +36,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from emoar.train.data import FaceDataset, load_dataset
+from emoar.train.loop import cpu_runs_bf16
 
 __all__ = [
     "GanConfig",
@@ -249,7 +250,8 @@ def train_stargan(cfg: GanConfig, *, resume: bool = False, max_minutes: float = 
         )
         tmp.replace(last)
 
-    bf16 = cfg.bf16 and torch.backends.mkldnn.is_available()  # about half the step time on a CPU
+    # about half the step time where oneDNN runs bf16; on AVX2-only CPUs it is emulated, far slower
+    bf16 = cfg.bf16 and cpu_runs_bf16()
     started = time.time()
     acc: dict[str, float] = {}
     while step < cfg.steps:
