@@ -331,7 +331,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True, max_
     class_w = None
     if cfg.balance == "weighted":
         w = counts.sum() / np.maximum(counts, 1) / len(counts)
-        class_w = torch.tensor(np.sqrt(w) / np.sqrt(w).mean(), dtype=torch.float32)
+        class_w = torch.tensor(np.sqrt(w) / np.sqrt(w).mean(), dtype=torch.float32, device=device)
     sample_p = None
     if cfg.balance == "sampler":
         w = 1.0 / np.sqrt(np.maximum(counts, 1))
@@ -416,12 +416,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True, max_
                 tprob = _teacher_probs(teachers, x, cfg.kd_temperature) if teachers else offline_tprob
             logits = logits.float()
             loss = kd_loss(
-                logits,
-                y,
-                None if tprob is None else tprob.float(),
-                alpha=cfg.kd_alpha,
-                temperature=cfg.kd_temperature,
-                class_w=None if class_w is None else class_w.to(device),
+                logits, y, tprob, alpha=cfg.kd_alpha, temperature=cfg.kd_temperature, class_w=class_w
             )
             opt.zero_grad(set_to_none=True)
             loss.backward()
