@@ -517,3 +517,56 @@ def test_soup_averages_one_lineage_and_refuses_mismatches(tmp_path: Path, fer_cs
     r = _emoar("soup", "--checkpoint", str(run), "--out", str(tmp_path / "one.pt"))
     assert r.returncode == 1 and "at least two checkpoints" in r.stderr
     assert not (tmp_path / "bad.pt").exists() and not (tmp_path / "one.pt").exists()
+
+
+def test_prune_keeps_the_function_of_what_it_keeps_and_refuses_the_impossible(
+    tmp_path: Path, fer_csv: Path
+) -> None:
+    """`emoar prune` (vgg_fer -> vgg_fer_slim): channels that are dead (zero BN scale and shift,
+    so nothing after the ReLU) score zero and are the ones cut, and the cut network computes the
+    same logits as the full one on real faces; on the real GPU-trained vgg_fer the pruned net,
+    before any fine-tuning, still classifies real PublicTest faces far above chance; a resnet, a
+    wider target or an unknown name is refused with the reason."""
+    from emoar.train.checkpoint import read_checkpoint
+    from emoar.train.loop import load_checkpoint, predict_logits
+    from emoar.train.prune import prune_vgg
+
+    vgg = REPO / "checkpoints" / "members" / "vgg_fer_gpu_fmix_s101_c2.pt"
+    src, meta = load_checkpoint(vgg)
+    src = src.float()
+    test = load_fer2013_csv(fer_csv)["PublicTest"].subset(np.arange(400))
+    x = (torch.from_numpy(test.images).float()[:, None] / 255 - meta["mean"]) / meta["std"]
+
+    slim = create_model("vgg_fer_slim")
+    blocks = [m for m in src.body if isinstance(m, torch.nn.Sequential)]
+    kept = [m[0].out_channels for m in slim.body if isinstance(m, torch.nn.Sequential)]
+    rng = np.random.default_rng(0)
+    with torch.no_grad():
+        for b, k in zip(blocks, kept, strict=True):
+            dead = torch.from_numpy(rng.choice(b[0].out_channels, b[0].out_channels - k, replace=False))
+            b[1].weight[dead] = 0
+            b[1].bias[dead] = 0
+        ref = src(x)
+        # scored on the faces it is checked on: a live channel silent on all of them may be cut
+        # instead of a dead one (both score 0), and it changes nothing there either
+        cut = prune_vgg(src, slim, x, recalibrate=False)
+        torch.testing.assert_close(cut(x), ref, atol=1e-4, rtol=1e-4)
+    assert sum(p.numel() for p in cut.parameters()) < 0.4 * sum(p.numel() for p in src.parameters())
+
+    out = tmp_path / "slim.pt"
+    r = _emoar("prune", "--checkpoint", str(vgg), "--data", str(fer_csv), "--faces", "800", "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    ck = read_checkpoint(out)
+    assert ck["meta"]["arch"] == "vgg_fer_slim" and ck["meta"]["pruned_channels"] == [40, 40, 80, 80, 160, 160, 320, 320]
+    net, m2 = load_checkpoint(out)
+    acc = float((np.asarray(predict_logits(net, test.images, m2["mean"], m2["std"])).argmax(1) == test.labels).mean())
+    assert acc > 0.4, acc  # 0.54 on all of PublicTest (chance: 0.25 for the majority class)
+
+    for args, why in (
+        (["--checkpoint", str(REPO / "checkpoints" / "emoar-resnet-fer.pt")], "VGG-style"),
+        (["--checkpoint", str(out), "--arch", "vgg_fer"], "can only narrow"),
+        (["--checkpoint", str(vgg), "--arch", "nope"], "Unknown architecture"),
+    ):
+        r = _emoar("prune", *args, "--data", str(fer_csv), "--out", str(tmp_path / "x.pt"))
+        assert r.returncode != 0 and why in r.stderr, r.stderr
+    assert not (tmp_path / "x.pt").exists()

@@ -613,6 +613,18 @@ def cmd_soup(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_prune(args: argparse.Namespace) -> int:
+    try:
+        from emoar.train.prune import prune_checkpoint
+    except ImportError as e:
+        raise CliError(f"prune needs PyTorch: pip install 'emoar[train]' ({e})") from e
+    try:
+        print(prune_checkpoint(args.checkpoint, args.arch, args.data, args.out, faces=args.faces))
+    except ValueError as e:
+        raise CliError(str(e)) from e
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     try:
         import uvicorn
@@ -891,6 +903,18 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--checkpoint", required=True, help="two or more checkpoints, comma-separated")
     sp.add_argument("--out", required=True, help="the averaged checkpoint to write")
     sp.set_defaults(func=cmd_soup)
+
+    pr = sub.add_parser(
+        "prune",
+        help="cut a trained vgg_fer down to a narrower one (e.g. vgg_fer_slim), keeping its most "
+        "useful channels, to fine-tune with 'emoar train --init'",
+    )
+    pr.add_argument("--checkpoint", required=True, help="the trained checkpoint (a vgg_fer)")
+    pr.add_argument("--arch", default="vgg_fer_slim", help="the narrower architecture (default: %(default)s)")
+    pr.add_argument("--data", required=True, help="training data (FER2013 CSV or folder) to score channels on")
+    pr.add_argument("--faces", type=int, default=3000, help="training faces to score channels on (default: %(default)s)")
+    pr.add_argument("--out", required=True, help="the pruned checkpoint to write")
+    pr.set_defaults(func=cmd_prune)
 
     mt = sub.add_parser("meeting", help="meeting mode from the command line: create a room, join one")
     msub = mt.add_subparsers(dest="meeting_verb", required=True, metavar="ACTION")
