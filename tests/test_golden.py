@@ -44,8 +44,9 @@ def test_golden_file_matches_shipped_model(model: str) -> None:
 
 def test_default_is_one_of_the_golden_models(monkeypatch: pytest.MonkeyPatch) -> None:
     assert default_model_name() in DEFAULTS
-    # the float copy of the default was retired: its name is the int8 default
-    assert resolve_model("emoar-resnet-fer") == resolve_model("default") == resolve_model(DEFAULTS[0])
+    # the resnet_fer defaults (float, then int8) were retired: their names mean the default
+    for old in ("emoar-resnet-fer", "emoar-resnet-fer-int8"):
+        assert resolve_model(old) == resolve_model("default") == resolve_model(DEFAULTS[0])
     monkeypatch.setenv("EMOAR_DEFAULT_MODEL", "emoar-vgg-ferplus")
     assert default_model_name() == "emoar-vgg-ferplus"
     monkeypatch.setenv("EMOAR_DEFAULT_MODEL", "emoar-resnet-ferplus")  # retired: its successor

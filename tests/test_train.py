@@ -184,6 +184,7 @@ def test_train_bad_inputs(tmp_path: Path) -> None:
 
 REPO = Path(__file__).resolve().parents[1]
 TEACHER = REPO / "checkpoints" / "emoar-resnet-fer.pt"
+DEFAULT_CKPT = REPO / "checkpoints" / "emoar-vgg-slim.pt"  # the shipped default was exported from it
 
 
 def test_offline_distillation_targets(tmp_path: Path, fer_csv: Path) -> None:
@@ -243,25 +244,25 @@ def test_offline_distillation_from_an_exported_model(tmp_path: Path, fer_csv: Pa
     from emoar.train.loop import load_checkpoint, offline_teacher_probs, onnx_teacher_probs
 
     tr = load_fer2013_csv(fer_csv)["Training"].subset(np.arange(256))
-    ref = offline_teacher_probs(*load_checkpoint(TEACHER), tr.images, temperature=2.0)
-    got = onnx_teacher_probs("emoar-resnet-fer-int8", tr.images, 2.0)
-    labels = read_model_info(resolve_model("emoar-resnet-fer-int8")).labels
+    ref = offline_teacher_probs(*load_checkpoint(DEFAULT_CKPT), tr.images, temperature=2.0)
+    got = onnx_teacher_probs("emoar-vgg-slim", tr.images, 2.0)
+    labels = read_model_info(resolve_model("emoar-vgg-slim")).labels
     assert labels == tuple(tr.label_names) and got.shape == ref.shape == (256, 7)
     np.testing.assert_allclose(got.sum(1), 1.0, atol=1e-5)
     assert float((got.argmax(1) == ref.argmax(1)).mean()) >= 0.95
     assert float(np.abs(got - ref).mean()) < 0.01
     # softening: a higher temperature flattens the same model's targets
-    flat = onnx_teacher_probs("emoar-resnet-fer-int8", tr.images[:32], 4.0)
+    flat = onnx_teacher_probs("emoar-vgg-slim", tr.images[:32], 4.0)
     assert float(flat.max(1).mean()) < float(got[:32].max(1).mean())
 
     out = tmp_path / "kd_onnx"
     args = ["-q", "train", "--data", str(fer_csv), "--epochs", "1", "--limit", "256", "--out", str(out)]
-    r = _emoar(*args, "--teacher", "emoar-resnet-fer-int8", "--kd-offline", "--threads", "2")
+    r = _emoar(*args, "--teacher", "emoar-vgg-slim", "--kd-offline", "--threads", "2")
     assert r.returncode == 0, r.stderr
     assert torch.load(out / "last.pt", map_location="cpu", weights_only=False)["config"]["teacher"] == (
-        "emoar-resnet-fer-int8"
+        "emoar-vgg-slim"
     )
-    r = _emoar(*args, "--teacher", "emoar-resnet-fer-int8")
+    r = _emoar(*args, "--teacher", "emoar-vgg-slim")
     assert r.returncode == 1 and "can only teach offline" in r.stderr
     r = _emoar(*args, "--teacher", "emoar-vgg-ferplus", "--kd-offline")
     assert r.returncode == 1 and "differ from" in r.stderr

@@ -30,8 +30,15 @@ __all__ = ["prune_checkpoint", "prune_vgg"]
 logger = logging.getLogger(__name__)
 
 
-def _conv_blocks(net: VggFer) -> list[nn.Sequential]:
-    return [m for m in net.body if isinstance(m, nn.Sequential)]
+def _conv_blocks(net: VggFer) -> list[tuple[nn.Conv2d, nn.BatchNorm2d]]:
+    """(convolution, BatchNorm) of each conv-BN-ReLU block, in order."""
+    out = []
+    for m in net.body:
+        if isinstance(m, nn.Sequential):
+            conv, bn = m[0], m[1]
+            assert isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d)
+            out.append((conv, bn))
+    return out
 
 
 @torch.no_grad()
@@ -39,7 +46,7 @@ def channel_scores(net: VggFer, x: torch.Tensor, batch: int = 256) -> list[torch
     """Each convolution's per-channel importance (see the module docstring) on faces ``x``
     (N, 1, H, W, normalised)."""
     blocks = _conv_blocks(net)
-    sums = [torch.zeros(b[0].out_channels) for b in blocks]
+    sums = [torch.zeros(conv.out_channels) for conv, _ in blocks]
 
     def hook(j: int) -> Any:
         def f(_m: nn.Module, _i: Any, o: torch.Tensor) -> None:
@@ -47,7 +54,8 @@ def channel_scores(net: VggFer, x: torch.Tensor, batch: int = 256) -> list[torch
 
         return f
 
-    hooks = [b.register_forward_hook(hook(j)) for j, b in enumerate(blocks)]
+    # post-ReLU output of each block: hooked on the BN, clamped at zero in the hook
+    hooks = [bn.register_forward_hook(hook(j)) for j, (_, bn) in enumerate(blocks)]
     try:
         net.eval()
         for i in range(0, len(x), batch):
@@ -76,22 +84,22 @@ def prune_vgg(
     sb, db = _conv_blocks(src), _conv_blocks(dst)
     if len(sb) != len(db):
         raise ValueError(f"cannot prune {len(sb)} convolutions into {len(db)}: the depths differ")
-    for j, (s, d) in enumerate(zip(sb, db, strict=True)):
-        if d[0].out_channels > s[0].out_channels:
+    for j, ((sc, _), (dc, _)) in enumerate(zip(sb, db, strict=True)):
+        if dc.out_channels > sc.out_channels:
             raise ValueError(
-                f"convolution {j}: the target has {d[0].out_channels} channels, the source "
-                f"only {s[0].out_channels}; pruning can only narrow a network"
+                f"convolution {j}: the target has {dc.out_channels} channels, the source "
+                f"only {sc.out_channels}; pruning can only narrow a network"
             )
     if dst.head.out_features != src.head.out_features:
         raise ValueError(f"the target has {dst.head.out_features} classes, the source {src.head.out_features}")
     src = src.float()
     scores = channel_scores(src, x, batch)
     prev = torch.arange(sb[0][0].in_channels)
-    for s, d, sc in zip(sb, db, scores, strict=True):
-        keep = torch.sort(sc.argsort(descending=True)[: d[0].out_channels]).values
-        d[0].weight.copy_(s[0].weight[keep][:, prev])
+    for (s_conv, s_bn), (d_conv, d_bn), score in zip(sb, db, scores, strict=True):
+        keep = torch.sort(score.argsort(descending=True)[: d_conv.out_channels]).values
+        d_conv.weight.copy_(s_conv.weight[keep][:, prev])
         for name in ("weight", "bias", "running_mean", "running_var"):
-            getattr(d[1], name).copy_(getattr(s[1], name)[keep])
+            getattr(d_bn, name).copy_(getattr(s_bn, name)[keep])
         prev = keep
     dst.head.weight.copy_(src.head.weight[:, prev])
     dst.head.bias.copy_(src.head.bias)
@@ -148,13 +156,13 @@ def prune_checkpoint(
     idx = np.random.default_rng(seed).choice(len(train), min(faces, len(train)), replace=False)
     x = (torch.from_numpy(train.images[np.sort(idx)]).float()[:, None] / 255.0 - meta["mean"]) / meta["std"]
     prune_vgg(src, dst, x)  # type: ignore[arg-type]
-    kept = [b[0].out_channels for b in _conv_blocks(dst)]  # type: ignore[arg-type]
+    kept = [conv.out_channels for conv, _ in _conv_blocks(dst)]
     n_src = sum(p.numel() for p in src.parameters())
     n_dst = sum(p.numel() for p in dst.parameters())
     config = dict(ck.get("config") or {})
     if config:
         config["arch"] = arch
-    res = {
+    res: dict[str, Any] = {
         "meta": {**meta, "arch": arch, "pruned_from": str(checkpoint), "pruned_channels": kept},
         "config": config,
         "history": [],
