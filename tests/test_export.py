@@ -217,7 +217,7 @@ def test_int8_of_the_shipped_model_agrees_with_fp32(tmp_path: Path, fer_csv: Pat
     data = load_fer2013_csv(fer_csv)
     test = data["PrivateTest"]
     faces, labels = test.images[:1024], test.labels[:1024]
-    net, meta = load_checkpoint(Path(__file__).resolve().parents[1] / "checkpoints" / "emoar-resnet-fer.pt")
+    net, meta = load_checkpoint(Path(__file__).resolve().parents[1] / "checkpoints" / "emoar-vgg-slim.pt")
     with torch.no_grad():
         fp = np.asarray(predict_logits(net.float(), faces, meta["mean"], meta["std"])).argmax(1)
     q = ExpressionClassifier(resolve_model(default_model_name())).classify(faces).probs.argmax(1)

@@ -750,7 +750,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument(
         "--arch",
         default="resnet_fer",
-        help="architecture (resnet_fer, resnet_fer_m, vgg_fer, mobilenetv2_fer, vit_tiny_fer, vit_small_fer, cnn_small)",
+        help="architecture (resnet_fer, resnet_fer_m, vgg_fer, vgg_fer_slim, mobilenetv2_fer, vit_tiny_fer, vit_small_fer, cnn_small)",
     )
     t.add_argument("--epochs", type=int, default=30)
     t.add_argument("--out", default="runs/train", help="output folder (checkpoints, history)")

@@ -108,7 +108,7 @@ def list_models() -> list[ShippedModel]:
 
 
 def default_model_name() -> str:
-    """Name of the default shipped model: the registry's ``default`` (the int8 ``resnet_fer``,
+    """Name of the default shipped model: the registry's ``default`` (the int8 ``vgg_fer_slim``,
     whose 7-bit weights compute the same on every CPU), or ``EMOAR_DEFAULT_MODEL`` (a registry
     name; a retired name means its successor).
 
