@@ -348,3 +348,25 @@ def test_import_is_lazy_and_omp_threads_set_on_creation() -> None:
         )
         == "yunet 1"
     )
+
+
+def test_blazeface_files_keep_their_float16_weights_as_float16() -> None:
+    """The TF Lite originals hold float16 weights; the shipped ONNX files store them as float16
+    behind Casts (scripts/onnx_fp16_storage.py), half the bytes of tf2onnx's float32 output. A
+    re-conversion that skips the step fails here; the detections above show it still detects."""
+    import onnx
+    from onnx import TensorProto
+
+    import emoar.detect
+
+    for name in ("blazeface_short_range.onnx", "blazeface_full_range.onnx"):
+        m = onnx.load(str(Path(emoar.detect.__file__).parent / "models" / name))
+        sizes = {TensorProto.FLOAT: 0, TensorProto.FLOAT16: 0}
+        for init in m.graph.initializer:
+            if init.data_type in sizes:
+                sizes[init.data_type] += int(np.prod(init.dims))
+        assert sizes[TensorProto.FLOAT16] > 100_000 and sizes[TensorProto.FLOAT] < 1_000, (name, sizes)
+        cast_inputs = {n.input[0] for n in m.graph.node if n.op_type == "Cast"}
+        assert all(
+            i.name in cast_inputs for i in m.graph.initializer if i.data_type == TensorProto.FLOAT16
+        ), name

@@ -558,9 +558,20 @@ def test_prune_keeps_the_function_of_what_it_keeps_and_refuses_the_impossible(
     r = _emoar("prune", "--checkpoint", str(vgg), "--data", str(fer_csv), "--faces", "800", "--out", str(out))
     assert r.returncode == 0, r.stderr
     ck = read_checkpoint(out)
-    assert ck["meta"]["arch"] == "vgg_fer_slim" and ck["meta"]["pruned_channels"] == [40, 40, 80, 80, 160, 160, 320, 320]
+    assert ck["meta"]["arch"] == "vgg_fer_slim" and ck["meta"]["pruned_channels"] == [
+        40,
+        40,
+        80,
+        80,
+        160,
+        160,
+        320,
+        320,
+    ]
     net, m2 = load_checkpoint(out)
-    acc = float((np.asarray(predict_logits(net, test.images, m2["mean"], m2["std"])).argmax(1) == test.labels).mean())
+    acc = float(
+        (np.asarray(predict_logits(net, test.images, m2["mean"], m2["std"])).argmax(1) == test.labels).mean()
+    )
     assert acc > 0.4, acc  # 0.54 on all of PublicTest (chance: 0.25 for the majority class)
 
     for args, why in (

@@ -911,8 +911,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     pr.add_argument("--checkpoint", required=True, help="the trained checkpoint (a vgg_fer)")
     pr.add_argument("--arch", default="vgg_fer_slim", help="the narrower architecture (default: %(default)s)")
-    pr.add_argument("--data", required=True, help="training data (FER2013 CSV or folder) to score channels on")
-    pr.add_argument("--faces", type=int, default=3000, help="training faces to score channels on (default: %(default)s)")
+    pr.add_argument(
+        "--data", required=True, help="training data (FER2013 CSV or folder) to score channels on"
+    )
+    pr.add_argument(
+        "--faces", type=int, default=3000, help="training faces to score channels on (default: %(default)s)"
+    )
     pr.add_argument("--out", required=True, help="the pruned checkpoint to write")
     pr.set_defaults(func=cmd_prune)
 

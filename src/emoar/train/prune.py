@@ -91,7 +91,9 @@ def prune_vgg(
                 f"only {sc.out_channels}; pruning can only narrow a network"
             )
     if dst.head.out_features != src.head.out_features:
-        raise ValueError(f"the target has {dst.head.out_features} classes, the source {src.head.out_features}")
+        raise ValueError(
+            f"the target has {dst.head.out_features} classes, the source {src.head.out_features}"
+        )
     src = src.float()
     scores = channel_scores(src, x, batch)
     prev = torch.arange(sb[0][0].in_channels)
@@ -174,6 +176,13 @@ def prune_checkpoint(
     torch.save(res, outp)
     logger.info(
         "Pruned %s (%s, %.2f M parameters) into %s (%.2f M; channels %s) on %d faces -> %s",
-        checkpoint, meta["arch"], n_src / 1e6, arch, n_dst / 1e6, kept, len(x), outp,
+        checkpoint,
+        meta["arch"],
+        n_src / 1e6,
+        arch,
+        n_dst / 1e6,
+        kept,
+        len(x),
+        outp,
     )
     return outp
