@@ -16,7 +16,9 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper, numpy_helper
+from onnx import TensorProto, numpy_helper
+
+from emoar.train.onnx_export import store_weights_fp16
 
 
 def store_fp16(path: Path) -> tuple[int, int]:
@@ -27,22 +29,12 @@ def store_fp16(path: Path) -> tuple[int, int]:
     """
     before = path.stat().st_size
     m = onnx.load(str(path))
-    g = m.graph
-    keep, casts = [], []
-    for init in g.initializer:
-        if init.data_type != TensorProto.FLOAT or int(np.prod(init.dims)) < 16:
-            keep.append(init)
-            continue
-        a = numpy_helper.to_array(init)
-        h = a.astype(np.float16)
-        if not np.array_equal(h.astype(np.float32), a):
-            raise ValueError(f"{path}: weight {init.name!r} is not exactly float16; nothing written")
-        keep.append(numpy_helper.from_array(h, init.name + "_fp16"))
-        casts.append(helper.make_node("Cast", [init.name + "_fp16"], [init.name], to=TensorProto.FLOAT))
-    del g.initializer[:]
-    g.initializer.extend(keep)
-    for i, node in enumerate(casts):
-        g.node.insert(i, node)
+    for init in m.graph.initializer:
+        if init.data_type == TensorProto.FLOAT:
+            a = numpy_helper.to_array(init)
+            if not np.array_equal(a.astype(np.float16).astype(np.float32), a):
+                raise ValueError(f"{path}: weight {init.name!r} is not exactly float16; nothing written")
+    store_weights_fp16(m, prefix="", min_elements=16)  # every weight: none sits under a prefix
     onnx.checker.check_model(m)
     onnx.save(m, str(path))
     return before, path.stat().st_size

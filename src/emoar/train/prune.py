@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from emoar.preprocess import preprocess
 from emoar.train.checkpoint import model_from_checkpoint, read_checkpoint
 from emoar.train.nets import FerNet, VggFer, create_model
 
@@ -156,8 +157,8 @@ def prune_checkpoint(
     if train is None or len(train) == 0:
         raise ValueError(f"{data}: no training faces to score channels on")
     idx = np.random.default_rng(seed).choice(len(train), min(faces, len(train)), replace=False)
-    x = (torch.from_numpy(train.images[np.sort(idx)]).float()[:, None] / 255.0 - meta["mean"]) / meta["std"]
-    prune_vgg(src, dst, x)  # type: ignore[arg-type]
+    x = torch.from_numpy(preprocess(train.images[np.sort(idx)], meta["mean"], meta["std"]))
+    prune_vgg(src, dst, x)
     kept = [conv.out_channels for conv, _ in _conv_blocks(dst)]
     n_src = sum(p.numel() for p in src.parameters())
     n_dst = sum(p.numel() for p in dst.parameters())
