@@ -51,7 +51,7 @@ def channel_scores(net: VggFer, x: torch.Tensor, batch: int = 256) -> list[torch
 
     def hook(j: int) -> Any:
         def f(_m: nn.Module, _i: Any, o: torch.Tensor) -> None:
-            sums[j] += o.float().clamp(min=0).sum((0, 2, 3))
+            sums[j] += o.float().clamp(min=0).mean((2, 3)).sum(0)  # per face: mean over pixels
 
         return f
 
