@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from torch.optim.swa_utils import update_bn
 
 from emoar.preprocess import preprocess
 from emoar.train.checkpoint import model_from_checkpoint, read_checkpoint
@@ -108,17 +109,9 @@ def prune_vgg(
     dst.head.bias.copy_(src.head.bias)
     if not recalibrate:
         return dst.eval()
-    # every layer now sees other inputs: re-estimate BN's statistics (cumulative average)
-    bns = [m for m in dst.modules() if isinstance(m, nn.BatchNorm2d)]
-    momenta = [m.momentum for m in bns]
-    for m in bns:
-        m.reset_running_stats()
-        m.momentum = None
-    dst.train()
-    for i in range(0, len(x), batch):
-        dst(x[i : i + batch])
-    for m, mom in zip(bns, momenta, strict=True):
-        m.momentum = mom
+    # every layer now sees other inputs: re-estimate BN's statistics (cumulative average over
+    # the batches, momenta restored afterwards)
+    update_bn((x[i : i + batch] for i in range(0, len(x), batch)), dst)
     return dst.eval()
 
 
