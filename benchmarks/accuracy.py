@@ -96,7 +96,8 @@ def main() -> None:
         if task not in tests:
             tests[task] = load_dataset(FER_CSV, task)["PrivateTest"]
         test = tests[task]
-        for tta in ["none"] + ["flip"] * a.tta + ["crops"] * a.crops:
+        builtin = info.builtin_tta == "flip"  # its graph mirrors: a "+flip TTA" row would repeat it
+        for tta in ["none"] + ["flip"] * (a.tta and not builtin) + ["crops"] * a.crops:
             t0 = time.perf_counter()
             probs, labels, _ = predict_probs(m.name, test.images, tta=tta, num_threads=1)
             dt = (time.perf_counter() - t0) / len(test) * 1e3
@@ -105,7 +106,7 @@ def main() -> None:
                 [
                     m.name + ("" if tta == "none" else f" +{tta} TTA"),
                     f"{shown[task]} ({len(test)})",
-                    info.meta.arch or "?",
+                    (info.meta.arch or "?") + (" + flip in graph" if builtin else ""),
                     f"{m.path.stat().st_size / 1e6:.2f}",
                     f"{rep['accuracy']:.4f}",
                     f"{rep['macro_f1']:.4f}",

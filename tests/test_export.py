@@ -107,6 +107,16 @@ def onnx_int8(checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
 
 
 @pytest.fixture(scope="session")
+def onnx_flip(checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _export(checkpoint, tmp_path_factory.mktemp("flip") / "m.flip.onnx", "--flip")
+
+
+@pytest.fixture(scope="session")
+def onnx_flip_int8(checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _export(checkpoint, tmp_path_factory.mktemp("flip8") / "m.flip.int8.onnx", "--flip", "--int8")
+
+
+@pytest.fixture(scope="session")
 def tflite_fp32(checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     if not HAS_CONVERTER:
         pytest.skip("TF Lite converter absent: pip install 'emoar[tflite]' (litert-torch + ai-edge-litert)")
@@ -226,18 +236,116 @@ def test_int8_of_the_shipped_model_agrees_with_fp32(tmp_path: Path, fer_csv: Pat
     assert float((q == labels).mean()) >= float((fp == labels).mean()) - 0.02
 
 
-def test_int8_keeps_ood_head_and_softmax_in_float(onnx_int8: Path) -> None:
-    m = onnx.load(str(onnx_int8))
+def _assert_float_head(path: Path) -> None:
+    """The OOD head, each softmax and everything computed from a softmax's output (the probs
+    a built-in flip or an ensemble averages) read no int8 tensor."""
+    m = onnx.load(str(path))
     ops = {n.op_type for n in m.graph.node}
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops
     producer = {o: n.op_type for n in m.graph.node for o in n.output}
+    readers: dict[str, list[Any]] = {}
+    for n in m.graph.node:
+        for i in n.input:
+            readers.setdefault(i, []).append(n)
     head = set(ood_head_nodes(m))
     assert head
+    stack = [n for n in m.graph.node if n.op_type == "Softmax"]
+    checked = {n.name for n in m.graph.node if n.name in head}
+    while stack:  # every node downstream of a softmax, up to the outputs
+        n = stack.pop()
+        if n.name not in checked:
+            checked.add(n.name)
+            stack.extend(r for o in n.output for r in readers.get(o, []))
     for n in m.graph.node:
-        if n.name in head or n.op_type == "Softmax":
+        if n.name in checked:
             quantized_inputs = [i for i in n.input if producer.get(i) == "DequantizeLinear"]
             assert not quantized_inputs, f"{n.op_type} {n.name} reads int8 tensors {quantized_inputs}"
     assert [o.name for o in m.graph.output] == list(OUTPUTS)
+
+
+def test_int8_keeps_ood_head_and_softmax_in_float(onnx_int8: Path) -> None:
+    _assert_float_head(onnx_int8)
+
+
+# ----------------------------------------------------------------------------- built-in flip
+def _shifted(faces: np.ndarray, dy: int, dx: int, k: int = 2) -> np.ndarray:
+    pad = np.pad(faces, ((0, 0), (k, k), (k, k)), mode="edge")
+    h, w = faces.shape[1:]
+    return pad[:, k + dy : k + dy + h, k + dx : k + dx + w]
+
+
+def test_builtin_flip_averages_each_face_with_its_mirror(
+    onnx_flip: Path,
+    onnx_fp32: Path,
+    reference: Deployable,
+    faces: np.ndarray,
+    torch_out: dict[str, np.ndarray],
+) -> None:
+    """``emoar export --flip``: probs are the mean over each face and its mirror image; the OOD
+    outputs and features are the face's own; the runtime does not mirror a second time."""
+    from emoar.preprocess import CROP_SHIFT
+
+    def ref_probs(crops: np.ndarray) -> np.ndarray:
+        x = torch.from_numpy(preprocess(np.ascontiguousarray(crops), reference.mean, reference.std))
+        with torch.no_grad():
+            return np.asarray(reference.module(x)[0].numpy())
+
+    mirrored = ref_probs(faces[:, :, ::-1])
+    got = _run_onnx(onnx_flip, preprocess(faces, reference.mean, reference.std))
+    want = (torch_out["probs"] + mirrored) / 2
+    _assert_parity(got, {**torch_out, "probs": want})
+    # the mirror does count (this briefly trained model is near uniform, so differences are small)
+    assert np.abs(got["probs"] - want).max() < 0.2 * np.abs(got["probs"] - torch_out["probs"]).max()
+    info = read_model_info(onnx_flip)
+    assert info.builtin_tta == "flip" and read_model_info(onnx_fp32).builtin_tta == "none"
+
+    plain = ExpressionClassifier(onnx_flip).classify(faces)
+    t = info.temperature
+    np.testing.assert_allclose(plain.probs, apply_temperature(got["probs"], t), atol=1e-4)
+    np.testing.assert_array_equal(
+        ExpressionClassifier(onnx_flip, tta="flip").classify(faces).probs, plain.probs
+    )
+    # ten-crop on such a model: five shifted crops, each mirrored inside the graph
+    k = CROP_SHIFT
+    shifts = ((0, 0), (-k, 0), (k, 0), (0, -k), (0, k))
+    want = np.mean(
+        [
+            apply_temperature(
+                (ref_probs(_shifted(faces, dy, dx, k)) + ref_probs(_shifted(faces, dy, dx, k)[:, :, ::-1]))
+                / 2,
+                t,
+            )
+            for dy, dx in shifts
+        ],
+        axis=0,
+    )
+    crops = ExpressionClassifier(onnx_flip, tta="crops").classify(faces)
+    np.testing.assert_allclose(crops.probs, want / want.sum(1, keepdims=True), atol=1e-3)
+    np.testing.assert_allclose(crops.ood_score, plain.ood_score, atol=1e-6)  # the plain crop's
+
+
+def test_builtin_flip_int8_keeps_the_average_in_float(
+    onnx_flip_int8: Path, onnx_flip: Path, faces: np.ndarray
+) -> None:
+    _assert_float_head(onnx_flip_int8)
+    q, f = ExpressionClassifier(onnx_flip_int8), ExpressionClassifier(onnx_flip)
+    assert q.info.builtin_tta == "flip"
+    qo, fo = q.classify(faces), f.classify(faces)
+    assert float((qo.probs.argmax(1) == fo.probs.argmax(1)).mean()) >= 0.9
+    # full-resolution probabilities: a uint8 tensor holds at most 256 values, the average of two 511
+    raw = _run_onnx(onnx_flip_int8, preprocess(faces, q.info.mean, q.info.std))["probs"]
+    assert len(np.unique(raw)) > 1000
+
+
+def test_builtin_flip_is_an_onnx_export(
+    checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "m.tflite"
+    assert (
+        main(["export", "--checkpoint", str(checkpoint), "--format", "tflite", "--flip", "--out", str(out)])
+        == 1
+    )
+    assert "--flip applies to the ONNX export" in capsys.readouterr().err and not out.exists()
 
 
 # ----------------------------------------------------------------------------- metadata

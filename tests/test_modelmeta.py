@@ -33,6 +33,7 @@ def test_extra_keys_survive_and_with_extra_adds() -> None:
         ({"emoar.std": "0"}, "invalid input size or std"),
         ({"emoar.input_size": "[0, 48]"}, "invalid input size"),
         ({"emoar.ood_threshold": "1.5"}, "ood_threshold"),
+        ({"emoar.builtin_tta": "crops"}, "builtin_tta must be one of none, flip"),
     ],
 )
 def test_invalid_metadata_is_a_clear_error(change: dict[str, str], message: str) -> None:

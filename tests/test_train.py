@@ -454,6 +454,21 @@ def test_ensemble_export_averages_members(tmp_path: Path, fer_csv: Path) -> None
     np.testing.assert_allclose(got.probs, ref, atol=2e-3)  # fp16 weight storage
     assert got.ood_score.shape == (48,)  # the OOD head is the first member's
 
+    # int8: the average of the members' softmax stays float (it was uint8 before session 19)
+    q8 = tmp_path / "ens.int8.onnx"
+    r = _emoar("export", "--checkpoint", ",".join(map(str, runs)), "--int8", "--out", str(q8))
+    assert r.returncode == 0, r.stderr
+    import onnxruntime as ort
+
+    from emoar.preprocess import preprocess
+
+    raw = ort.InferenceSession(str(q8)).run(
+        ["probs"], {"input": preprocess(faces, clf.info.mean, clf.info.std)}
+    )[0]
+    assert len(np.unique(raw)) > 256  # a uint8 tensor holds at most 256 values
+    q8o = ExpressionClassifier(q8).classify(faces)
+    assert float((q8o.probs.argmax(1) == got.probs.argmax(1)).mean()) >= 0.85
+
     # members that do not fit together are refused with the reason
     six = tmp_path / "six"
     r = _emoar("-q", "train", "--data", str(fer_csv), "--epochs", "1", "--limit", "256", "--arch", "cnn_small",

@@ -95,6 +95,11 @@ class ModelInfo:
         return float(self.meta.temperature)
 
     @property
+    def builtin_tta(self) -> str:
+        """Test-time augmentation the graph does itself (``none`` or ``flip``)."""
+        return self.meta.builtin_tta
+
+    @property
     def metrics(self) -> dict[str, Any]:
         """Measured metrics stored at export time."""
         return dict(self.meta.metrics)
@@ -261,7 +266,9 @@ class ExpressionClassifier:
                 ``"flip"`` averages the probabilities of each crop and its mirror image (one
                 batched call; about twice the classifier time); ``"crops"`` averages ten views
                 (five shifted crops and their mirrors, 10x). The OOD score is the plain crop's,
-                as calibrated.
+                as calibrated. A model with flip built into its graph (``emoar export --flip``,
+                :attr:`ModelInfo.builtin_tta`) mirrors by itself: ``flip`` then adds nothing and
+                ``crops`` runs the five shifted crops only.
 
         Raises:
             ModelMetadataError: missing file, not ONNX, or missing metadata.
@@ -323,7 +330,7 @@ class ExpressionClassifier:
         c = len(self.labels)
         if n == 0:
             return ClassifierOutput(np.zeros((0, c), np.float32), np.zeros(0, np.float32), np.zeros(0, bool))
-        views = tta_views(x, self.tta_mode)
+        views = tta_views(x, self.tta_mode, builtin=self.info.builtin_tta)
         if len(views) > 1:
             x = np.concatenate(views)
         res = self._session.run(self._outputs, {self._input: preprocess(x, self.info.mean, self.info.std)})

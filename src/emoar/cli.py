@@ -593,6 +593,7 @@ def cmd_export(args: argparse.Namespace) -> int:
             name=args.name,
             weights=args.weights,
             calibrate=not args.no_calibrate,
+            flip=args.flip,
         )
     except ValueError as e:
         raise CliError(str(e)) from e
@@ -884,6 +885,12 @@ def build_parser() -> argparse.ArgumentParser:
         default="fp32",
         choices=["fp32", "fp16"],
         help="ONNX weight storage: fp16 halves the file, the graph still computes in float32",
+    )
+    x.add_argument(
+        "--flip",
+        action="store_true",
+        help="build flip test-time augmentation into the graph (ONNX): probabilities averaged over "
+        "each face and its mirror image, about 2x the time per face; --tta flip is then a no-op",
     )
     x.add_argument("--out", help="output file")
     x.add_argument(

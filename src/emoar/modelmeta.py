@@ -19,10 +19,13 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["FORMAT_VERSION", "ModelMeta", "ModelMetadataError"]
+__all__ = ["BUILTIN_TTA", "FORMAT_VERSION", "ModelMeta", "ModelMetadataError"]
 
 #: Version of the metadata layout written by this emoar.
 FORMAT_VERSION = "1"
+
+#: Test-time augmentations a graph can do itself (:attr:`ModelMeta.builtin_tta`).
+BUILTIN_TTA = ("none", "flip")
 
 _PREFIX = "emoar."
 _REQUIRED = ("labels", "input_size", "mean", "std")
@@ -56,6 +59,9 @@ class ModelMeta:
         temperature: calibration temperature T (> 0) fitted on a held-out split (``emoar
             calibrate``); the runtime reports ``softmax(log(probs) / T)``, which keeps every
             face's top class and makes confidences match accuracy. 1.0: uncalibrated.
+        builtin_tta: test-time augmentation the graph does itself: ``none``, or ``flip`` (the
+            ``probs`` output averages each face and its mirror image; ``rmd``, ``ood`` and
+            ``features`` are the face's own), so the runtime does not mirror again.
         train_source: the training data the model came from.
         metrics: figures measured at export time.
         format_version: metadata layout version (:data:`FORMAT_VERSION` when written now).
@@ -76,6 +82,7 @@ class ModelMeta:
     ood_quantiles: tuple[float, ...] = ()
     ood_threshold: float = 0.95
     temperature: float = 1.0
+    builtin_tta: str = "none"
     train_source: str = ""
     metrics: dict[str, Any] = field(default_factory=dict)
     format_version: str = FORMAT_VERSION
@@ -93,6 +100,10 @@ class ModelMeta:
             raise ModelMetadataError(f"ood_threshold must be in [0, 1], got {self.ood_threshold}")
         if not 0.05 <= float(self.temperature) <= 20.0:
             raise ModelMetadataError(f"temperature must be in [0.05, 20], got {self.temperature}")
+        if self.builtin_tta not in BUILTIN_TTA:
+            raise ModelMetadataError(
+                f"builtin_tta must be one of {', '.join(BUILTIN_TTA)}, got {self.builtin_tta!r}"
+            )
 
     # ------------------------------------------------------------------ (de)serialisation
     def to_props(self) -> dict[str, str]:
@@ -102,6 +113,8 @@ class ModelMeta:
             if f.name == "extra":
                 continue
             value = getattr(self, f.name)
+            if f.name == "builtin_tta" and value == "none":
+                continue  # written only when the graph does one, so older files round-trip exactly
             if f.name in _JSON:
                 text = json.dumps(list(value) if isinstance(value, tuple) else value)
             elif f.name in _FLOAT:

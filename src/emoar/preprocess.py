@@ -100,17 +100,20 @@ def resolve_tta(tta: bool | str | None) -> str:
     return mode
 
 
-def tta_views(crops: npt.NDArray[np.uint8], mode: bool | str) -> list[npt.NDArray[np.uint8]]:
+def tta_views(
+    crops: npt.NDArray[np.uint8], mode: bool | str, *, builtin: str = "none"
+) -> list[npt.NDArray[np.uint8]]:
     """The views of (N, H, W) crops that test-time augmentation averages over; the first is
     always the crops themselves (the OOD score is taken from it).
 
     ``flip``: the crops and their mirror images. ``crops`` (ten-crop): the crops and four copies
     shifted by :data:`CROP_SHIFT` pixels up/down/left/right (edges replicated, no resampling,
-    so the face keeps its scale), each with its mirror image.
+    so the face keeps its scale), each with its mirror image. ``builtin="flip"``: the model
+    averages each input with its mirror image itself, so no mirror views are made.
     """
     x = np.asarray(crops)
     m = resolve_tta(mode)
-    if m == "none":
+    if m == "none" or (m == "flip" and builtin == "flip"):
         return [x]
     views = [x]
     if m == "crops":
@@ -119,4 +122,6 @@ def tta_views(crops: npt.NDArray[np.uint8], mode: bool | str) -> list[npt.NDArra
         pad = np.pad(x, ((0, 0), (k, k), (k, k)), mode="edge")
         for dy, dx in ((-k, 0), (k, 0), (0, -k), (0, k)):
             views.append(np.ascontiguousarray(pad[:, k + dy : k + dy + h, k + dx : k + dx + w]))
+    if builtin == "flip":
+        return views
     return views + [np.ascontiguousarray(v[:, :, ::-1]) for v in views]

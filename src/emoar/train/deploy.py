@@ -89,6 +89,21 @@ class _Ensemble(nn.Module):
         return total / (1 + len(self.others)), rmd, ood, f
 
 
+class _FlipAveraged(nn.Module):
+    """Flip test-time augmentation inside the graph: ``probs`` averages each face and its mirror
+    image (one batch of 2N through ``inner``); ``rmd``, ``ood`` and ``features`` are the face's
+    own, as the OOD head was calibrated on unmirrored faces."""
+
+    def __init__(self, inner: nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        n = x.shape[0]
+        probs, rmd, ood, f = self.inner(torch.cat([x, torch.flip(x, dims=[3])], dim=0))
+        return (probs[:n] + probs[n:]) * 0.5, rmd[:n], ood[:n], f[:n]
+
+
 class _NamedOutputs(nn.Module):
     """LiteRT names a signature's inputs after ``forward``'s arguments and its outputs after
     the keys of a returned dict; this gives the TF Lite file the ONNX file's names."""
@@ -146,6 +161,7 @@ def prepare_export(
     ood_threshold: float = DEFAULT_OOD_THRESHOLD,
     negatives: dict[str, np.ndarray] | None = None,
     extra_faces: np.ndarray | None = None,
+    flip: bool = False,
 ) -> Deployable:
     """Load ``checkpoint``, fit the OOD statistics and build the deployable module + metadata.
 
@@ -166,6 +182,9 @@ def prepare_export(
             output is the face / non-face discriminator, without them it is ``rmd``.
         extra_faces: more (N, H, W) uint8 faces for the discriminator's face side only
             (e.g. :func:`emoar.train.negatives.low_resolution_faces`).
+        flip: build flip test-time augmentation into the graph (``probs`` averaged over each
+            face and its mirror image, about twice the time per face; metadata
+            ``builtin_tta="flip"``, so the runtime does not mirror again).
 
     Raises:
         ValueError: unreadable checkpoint, or ensemble members that do not fit together.
@@ -224,6 +243,7 @@ def prepare_export(
         ood_negatives=neg_counts,
         ood_quantiles=tuple(quantiles),
         ood_threshold=float(ood_threshold),
+        builtin_tta="flip" if flip else "none",
         train_source=str(meta.get("train_source", "")),
         # an ensemble's own accuracy is not any member's: store each member's, in order
         metrics={"members": member_metrics} if others else member_metrics[0],
@@ -232,6 +252,8 @@ def prepare_export(
     deployed: nn.Module = _Deployed(model, ood, nonface).eval()
     if others:
         deployed = _Ensemble(deployed, others, renorm).eval()
+    if flip:
+        deployed = _FlipAveraged(deployed).eval()
     return Deployable(
         deployed,
         model_meta,

@@ -53,7 +53,11 @@ def predict_probs(
     for i in range(0, len(images), 512):
         chunks.append(clf.classify(images[i : i + 512]).probs)
     probs = np.concatenate(chunks) if chunks else np.zeros((0, len(clf.labels)), np.float32)
-    return probs, clf.labels, {"name": clf.info.name, "metrics": clf.info.metrics}
+    return (
+        probs,
+        clf.labels,
+        {"name": clf.info.name, "metrics": clf.info.metrics, "builtin_tta": clf.info.builtin_tta},
+    )
 
 
 def task_for_labels(labels: tuple[str, ...]) -> str:
@@ -113,6 +117,7 @@ def evaluate(
     rep["model"] = str(model or "default")
     rep["tta"] = tta_mode != "none"
     rep["tta_mode"] = tta_mode
+    rep["builtin_tta"] = info.get("builtin_tta", "none")  # what the graph does itself (export --flip)
     if plots_dir:
         from emoar.plots import plot_confusion, plot_reliability, plot_training_curves
 

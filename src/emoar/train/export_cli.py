@@ -78,10 +78,10 @@ class ExportInputs:
     calibration_limit: int = 0
 
     def prepare(
-        self, checkpoint: str | os.PathLike[str] | list[str], *, name: str | None = None
+        self, checkpoint: str | os.PathLike[str] | list[str], *, name: str | None = None, flip: bool = False
     ) -> Deployable:
         """:func:`emoar.train.export.prepare_export` of ``checkpoint`` (a list: an ensemble)
-        fitted on these faces."""
+        fitted on these faces; ``flip`` builds flip test-time augmentation into the graph."""
         from emoar.train.export import prepare_export
 
         return prepare_export(
@@ -92,6 +92,7 @@ class ExportInputs:
             name=name,
             negatives=self.negatives,
             extra_faces=self.extra_faces,
+            flip=flip,
         )
 
 
@@ -180,6 +181,7 @@ def run_export(
     name: str | None = None,
     weights: str = "fp32",
     calibrate: bool = True,
+    flip: bool = False,
 ) -> Path:
     """Export a checkpoint; returns the written file.
 
@@ -197,6 +199,9 @@ def run_export(
         name: model name stored in the file (default: ``out``'s stem).
         weights: ONNX float weight storage, ``fp32`` or ``fp16`` (half the file; computed in
             float32). Not with ``int8`` or TF Lite.
+        flip: build flip test-time augmentation into the graph (ONNX only): ``probs`` is the
+            average over each face and its mirror image, at about twice the time per face, and
+            the file says so (``emoar.builtin_tta``) so the runtime does not mirror again.
 
     Raises:
         ValueError: unknown format, unsupported combination, missing converter, unreadable
@@ -215,6 +220,8 @@ def run_export(
         raise ValueError(f"Unknown weight storage {weights!r}; choose fp32 or fp16")
     if weights == "fp16" and (int8 or fmt != "onnx"):
         raise ValueError("--weights fp16 applies to the float ONNX export (not --int8 or tflite)")
+    if flip and fmt != "onnx":
+        raise ValueError("--flip applies to the ONNX export (float or --int8), not TF Lite")
     if fmt == "tflite" and importlib.util.find_spec("litert_torch") is None:
         raise ValueError(
             "TF Lite export needs the LiteRT converter (litert-torch), which is not installed: "
@@ -226,7 +233,7 @@ def run_export(
     inputs = load_export_inputs(paths[0], data)
     suffix = {"onnx": ".int8.onnx" if int8 else ".onnx", "tflite": ".tflite"}[fmt]
     outp = Path(out) if out else Path(paths[0]).with_suffix(suffix)
-    dep = inputs.prepare(paths, name=name or outp.stem)  # one path: a plain model
+    dep = inputs.prepare(paths, name=name or outp.stem, flip=flip)  # one path: a plain model
     if fmt == "tflite":
         return save_tflite(dep, outp)
     if not int8:

@@ -16,7 +16,7 @@ import numpy as np
 from emoar.modelmeta import ModelMeta
 from emoar.preprocess import preprocess
 
-__all__ = ["ood_head_nodes", "quantize_int8"]
+__all__ = ["float_nodes", "ood_head_nodes", "quantize_int8"]
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +46,45 @@ def ood_head_nodes(model: Any) -> list[str]:
         if name in outputs:
             head |= ancestors(name)
     return sorted(head - ancestors("features"))
+
+
+def _feature_tensors(model: Any) -> set[str]:
+    """``features`` and the tensors it is a slice of: a graph with built-in flip TTA computes
+    the features of 2N faces and outputs the first N (``Slice``)."""
+    producer = {o: n for n in model.graph.node for o in n.output}
+    tensors = {"features"}
+    node = producer.get("features")
+    while node is not None and node.op_type in ("Slice", "Identity") and node.input:
+        tensors.add(node.input[0])
+        node = producer.get(node.input[0])
+    return tensors
+
+
+def float_nodes(model: Any) -> list[str]:
+    """Names of the nodes int8 quantization leaves in float32: everything after the backbone.
+
+    That is the OOD head (:func:`ood_head_nodes`); the pooling that produces the features and
+    every reader of them (in QDQ a quantized reader, like the classifier's Gemm, would put one
+    Q/DQ pair on ``features`` that all readers share); each softmax and everything computed
+    from its output (an ensemble's average, a built-in flip's average), so ``probs`` keep full
+    resolution rather than uint8 steps of 1/255. These are a few thousand MACs; the
+    convolutions are millions.
+    """
+    feats = _feature_tensors(model)
+    keep = set(ood_head_nodes(model))
+    keep |= {n.name for n in model.graph.node if feats & set(n.output) or feats & set(n.input)}
+    readers: dict[str, list[Any]] = {}
+    for n in model.graph.node:
+        for i in n.input:
+            readers.setdefault(i, []).append(n)
+    after_softmax: set[str] = set()
+    stack = [n for n in model.graph.node if n.op_type == "Softmax"]
+    while stack:
+        n = stack.pop()
+        if n.name not in after_softmax:
+            after_softmax.add(n.name)
+            stack.extend(r for o in n.output for r in readers.get(o, []))
+    return sorted(keep | after_softmax)
 
 
 def quantize_int8(
@@ -96,15 +135,7 @@ def quantize_int8(
             return None if i is None else {"input": preprocess(calib[i : i + batch_size], mean, std)}
 
     m = onnx.load(str(fp32_path))
-    # Float: everything after the backbone. The OOD head, the pooling that produces the
-    # features and every reader of them (in QDQ a quantized reader, like the classifier's Gemm,
-    # would put one Q/DQ pair on ``features`` that all readers share), and the softmax so
-    # probs keep full resolution. These are a few thousand MACs; the convolutions are millions.
-    keep_float = ood_head_nodes(m) + [
-        n.name
-        for n in m.graph.node
-        if n.op_type == "Softmax" or "features" in n.output or "features" in n.input
-    ]
+    keep_float = float_nodes(m)
     outp = Path(out)
     outp.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:

@@ -111,6 +111,7 @@ class ServedModel:
             "ood_quantiles": list(self.meta.ood_quantiles),
             "ood_threshold": float(self.meta.ood_threshold),
             "temperature": float(self.meta.temperature),
+            "builtin_tta": self.meta.builtin_tta,
             "onnx_url": f"/v1/models/{self.name}/onnx",
         }
 
