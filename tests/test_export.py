@@ -32,6 +32,7 @@ from emoar.train.data import FaceDataset, load_fer2013_csv  # noqa: E402
 from emoar.train.export import Deployable  # noqa: E402
 from emoar.train.export_cli import load_export_inputs, ood_head_nodes  # noqa: E402
 from emoar.train.loop import TrainConfig, train  # noqa: E402
+from emoar.train.quantize import feature_tensors  # noqa: E402
 
 HAS_CONVERTER = importlib.util.find_spec("litert_torch") is not None
 HAS_LITERT = importlib.util.find_spec("ai_edge_litert") is not None
@@ -249,8 +250,10 @@ def _assert_float_head(path: Path) -> None:
             readers.setdefault(i, []).append(n)
     head = set(ood_head_nodes(m))
     assert head
+    feats = feature_tensors(m)  # "features", and with a built-in flip the 2N tensor it slices
+    assert len(feats) == (2 if producer["features"] == "Slice" else 1)
     stack = [n for n in m.graph.node if n.op_type == "Softmax"]
-    checked = {n.name for n in m.graph.node if n.name in head}
+    checked = {n.name for n in m.graph.node if n.name in head or feats & set(n.input)}
     while stack:  # every node downstream of a softmax, up to the outputs
         n = stack.pop()
         if n.name not in checked:

@@ -16,7 +16,7 @@ import numpy as np
 from emoar.modelmeta import ModelMeta
 from emoar.preprocess import preprocess
 
-__all__ = ["float_nodes", "ood_head_nodes", "quantize_int8"]
+__all__ = ["feature_tensors", "float_nodes", "ood_head_nodes", "quantize_int8"]
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ def ood_head_nodes(model: Any) -> list[str]:
     return sorted(head - ancestors("features"))
 
 
-def _feature_tensors(model: Any) -> set[str]:
+def feature_tensors(model: Any) -> set[str]:
     """``features`` and the tensors it is a slice of: a graph with built-in flip TTA computes
     the features of 2N faces and outputs the first N (``Slice``)."""
     producer = {o: n for n in model.graph.node for o in n.output}
@@ -70,7 +70,7 @@ def float_nodes(model: Any) -> list[str]:
     resolution rather than uint8 steps of 1/255. These are a few thousand MACs; the
     convolutions are millions.
     """
-    feats = _feature_tensors(model)
+    feats = feature_tensors(model)
     keep = set(ood_head_nodes(model))
     keep |= {n.name for n in model.graph.node if feats & set(n.output) or feats & set(n.input)}
     readers: dict[str, list[Any]] = {}
@@ -169,7 +169,7 @@ def quantize_int8(
                 "weights": "int8 in 7 bits (reduce_range: exact without VNNI), symmetric, per output channel",
                 "activations": "uint8, asymmetric, per tensor",
                 "calibration": f"MinMax on {len(calib)} training faces",
-                "float32": "after the backbone: pooling, classifier, softmax, OOD head (Mahalanobis)",
+                "float32": "after the backbone: pooling, classifier, softmax and what reads it, OOD head (Mahalanobis)",
                 "tool": f"onnxruntime {onnxruntime.__version__}",
             }
         )
