@@ -173,3 +173,12 @@ def test_evaluate_tta_modes_on_the_cli(fer_csv: Path) -> None:
     assert len({json.dumps(rep["confusion"]) for rep in reps.values()}) > 1  # the views change answers
     r = run("--tta", "rotate")
     assert r.returncode == 2 and "invalid choice" in r.stderr
+    # a model that mirrors inside its graph: --tta flip adds nothing, and the report says why
+    ens = {
+        mode: run("--model", "emoar-ensemble", "--json", *flag)
+        for mode, flag in (("none", []), ("flip", ["--tta"]))
+    }
+    reps = {mode: json.loads(r.stdout) for mode, r in ens.items()}
+    assert reps["flip"]["builtin_tta"] == "flip" and reps["flip"]["confusion"] == reps["none"]["confusion"]
+    r = run("--model", "emoar-ensemble", "--tta", "crops")
+    assert r.returncode == 0 and "(flip built into the graph; --tta crops)" in r.stdout, r.stderr

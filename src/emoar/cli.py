@@ -510,9 +510,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rep))
         return 0
+    views = []
+    if rep["builtin_tta"] != "none":
+        views.append(f"{rep['builtin_tta']} built into the graph")
+    if rep["tta_mode"] not in ("none", rep["builtin_tta"]):
+        views.append(f"--tta {rep['tta_mode']}")
     print(
-        f"{args.split} ({rep['n']} faces), model {rep['model']}: accuracy {rep['accuracy']:.4f}, "
-        f"macro-F1 {rep['macro_f1']:.4f}, ECE {rep['ece']:.4f}"
+        f"{args.split} ({rep['n']} faces), model {rep['model']}"
+        + (f" ({'; '.join(views)})" if views else "")
+        + f": accuracy {rep['accuracy']:.4f}, macro-F1 {rep['macro_f1']:.4f}, ECE {rep['ece']:.4f}"
     )
     print(f"{'class':10} {'precision':>9} {'recall':>7} {'f1':>6} {'n':>6}")
     for name, r in rep["per_class"].items():
